@@ -1,14 +1,55 @@
-"""The `ssvm-operator` command line: run the operator, print CRDs, and (later) render and devcluster."""
+"""The `ssvm-operator` command line.
+
+Each subcommand lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`;
+this file only wires them together, importing a module when its subcommand is used.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+
+# name -> (module, one-line help). Modules are imported lazily so `crds` needs no kopf start-up.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("ssvm_operator.commands.run", "run the operator against the current cluster"),
+    "crds": ("ssvm_operator.commands.crds", "print the CustomResourceDefinitions as YAML"),
+    "render": ("ssvm_operator.commands.render", "print what the operator would create for manifests, offline"),
+    "devcluster": ("ssvm_operator.devcluster.cli", "serve an embedded, emulated Kubernetes API for demos and tests"),
+}
+
+
+def _available(module: str) -> bool:
+    try:
+        importlib.util.find_spec(module)
+    except ModuleNotFoundError:
+        return False
+    return importlib.util.find_spec(module) is not None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ssvm-operator",
+        description=(
+            "Kubernetes operator for Secondary Storage VMs (SSVMs), as Apache CloudStack's management "
+            "server runs them: per Zone it keeps enough SSVMs for its ImageStores, programs them over "
+            "SSH (NFS mounts, firewall, VM setup), checks their health and heals them."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        if not _available(module_name):
+            continue
+        module = importlib.import_module(module_name)
+        sp = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sp)
+        sp.set_defaults(_run=module.run)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ssvm-operator")
-    parser.parse_args(argv)
-    return 0
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
 
 
 if __name__ == "__main__":

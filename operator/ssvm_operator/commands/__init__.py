@@ -1,0 +1,1 @@
+"""Subcommands of the ssvm-operator CLI, one module each."""
