@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 # name -> (module, one-line help). Modules are imported lazily so `crds` needs no kopf start-up.
@@ -20,10 +21,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def _available(module: str) -> bool:
     try:
-        importlib.util.find_spec(module)
-    except ModuleNotFoundError:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package is absent
         return False
-    return importlib.util.find_spec(module) is not None
 
 
 def build_parser() -> argparse.ArgumentParser:

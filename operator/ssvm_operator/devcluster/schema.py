@@ -1,0 +1,281 @@
+"""A CRD's `openAPIV3Schema` applied as kube-apiserver applies it: null-pruning, defaulting,
+pruning of unknown fields, then validation with the server's error messages (CEL rules in `cel`).
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import datetime
+import ipaddress
+import json
+import re
+import uuid
+from typing import Any
+
+from . import cel
+
+ROOT_FIELDS = {"apiVersion", "kind", "metadata"}
+_NO_CHECK = object()
+
+
+def _is_nullable(schema: dict[str, Any]) -> bool:
+    return bool(schema.get("nullable"))
+
+
+def _preserves(schema: dict[str, Any]) -> bool:
+    return bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+
+
+def _props(schema: dict[str, Any]) -> dict[str, Any]:
+    props = dict(schema.get("properties") or {})
+    if schema.get("x-kubernetes-embedded-resource"):
+        for f in ROOT_FIELDS:
+            props.setdefault(f, {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                             if f == "metadata" else {"type": "string"})
+    return props
+
+
+def default_and_prune(value: Any, schema: dict[str, Any], path: str, unknown: list[str], root: bool = False) -> Any:
+    """Drop nulls of non-nullable fields, fill `default`s, drop (and report) undeclared fields."""
+    if not schema:
+        return value
+    if isinstance(value, dict) and (schema.get("type") == "object" or "properties" in schema or root):
+        props = _props(schema)
+        extra = schema.get("additionalProperties")
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            sub = props.get(key)
+            if root and key in ROOT_FIELDS:
+                out[key] = item
+                continue
+            if sub is None and isinstance(extra, dict):
+                sub = extra
+            if sub is None:
+                if _preserves(schema) or extra is True:
+                    out[key] = item
+                else:
+                    unknown.append(f"{path}.{key}" if path else key)
+                continue
+            if item is None and not _is_nullable(sub):
+                continue  # the server prunes nulls of non-nullable fields, then defaults them
+            out[key] = default_and_prune(item, sub, f"{path}.{key}" if path else key, unknown)
+        for key, sub in props.items():
+            if key not in out and isinstance(sub, dict) and "default" in sub and not (root and key in ROOT_FIELDS):
+                out[key] = default_and_prune(copy.deepcopy(sub["default"]), sub, f"{path}.{key}" if path else key, [])
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [default_and_prune(v, schema["items"], f"{path}[{i}]", unknown) for i, v in enumerate(value)]
+    return value
+
+
+# --- validation ---
+
+def _q(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, dict):
+        return '"object"'
+    if isinstance(value, list):
+        return '"array"'
+    return "null"
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _type_ok(value: Any, typ: str) -> bool:
+    match typ:
+        case "object":
+            return isinstance(value, dict)
+        case "array":
+            return isinstance(value, list)
+        case "string":
+            return isinstance(value, str)
+        case "boolean":
+            return isinstance(value, bool)
+        case "integer":
+            return isinstance(value, int) and not isinstance(value, bool) or (
+                isinstance(value, float) and value.is_integer())
+        case "number":
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return True
+
+
+def _cause(reason: str, field: str, message: str) -> dict[str, str]:
+    return {"reason": reason, "message": message, "field": field}
+
+
+def _invalid(field: str, value: Any, msg: str) -> dict[str, str]:
+    return _cause("FieldValueInvalid", field, f"Invalid value: {_q(value)}: {msg}")
+
+
+def _format_ok(fmt: str, value: str) -> bool:
+    try:
+        match fmt:
+            case "ipv4":
+                ipaddress.IPv4Address(value)
+            case "ipv6":
+                ipaddress.IPv6Address(value)
+            case "cidr":
+                ipaddress.ip_network(value, strict=False)
+                return "/" in value
+            case "uuid" | "uuid3" | "uuid4" | "uuid5":
+                uuid.UUID(value)
+            case "byte":
+                base64.b64decode(value, validate=True)
+            case "date":
+                datetime.date.fromisoformat(value)
+            case "date-time" | "datetime":
+                datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            case "hostname":
+                return bool(re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                                         r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", value))
+            case "mac":
+                return bool(re.fullmatch(r"([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}", value))
+            case "email":
+                return bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value))
+            case "uri":
+                return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value))
+    except ValueError:
+        return False
+    return True
+
+
+def validate(value: Any, schema: dict[str, Any], path: str, old: Any = _NO_CHECK, root: bool = False) -> list[dict[str, str]]:
+    """Causes (reason, message, field) for `value` against `schema`; `old` feeds CEL's oldSelf."""
+    if not schema:
+        return []
+    causes: list[dict[str, str]] = []
+    field = path or "<root>"
+    if value is None:
+        if _is_nullable(schema):
+            return []
+        if "type" in schema:
+            return [_invalid(field, None, f"{field} in body must be of type {schema['type']}: \"null\"")]
+        return []
+    typ = schema.get("type")
+    if schema.get("x-kubernetes-int-or-string"):
+        if not (isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))):
+            return [_invalid(field, _type_name(value), f"{field} in body must be of type integer,string: {_q(_type_name(value))}")]
+    elif typ and not _type_ok(value, typ):
+        return [_invalid(field, _type_name(value), f"{field} in body must be of type {typ}: {_q(_type_name(value))}")]
+
+    if "enum" in schema and value not in schema["enum"]:
+        allowed = ", ".join(_q(v) for v in schema["enum"])
+        causes.append(_cause("FieldValueNotSupported", field, f"Unsupported value: {_q(value)}: supported values: {allowed}"))
+    if isinstance(value, str):
+        causes += _validate_string(value, schema, field)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        causes += _validate_number(value, schema, field)
+    elif isinstance(value, list):
+        causes += _validate_array(value, schema, field, path, old)
+    elif isinstance(value, dict):
+        causes += _validate_object(value, schema, field, path, old, root)
+    for key in ("allOf", "anyOf", "oneOf"):
+        subs = schema.get(key) or []
+        results = [validate(value, {**s, "type": s.get("type", typ)}, path, old) for s in subs]
+        if key == "allOf":
+            causes += [c for r in results for c in r]
+        elif key == "anyOf" and subs and all(results):
+            causes.append(_invalid(field, value, f"{field} in body must match at least one schema in anyOf"))
+        elif key == "oneOf" and subs and sum(1 for r in results if not r) != 1:
+            causes.append(_invalid(field, value, f"{field} in body must match exactly one schema in oneOf"))
+    if "not" in schema and not validate(value, schema["not"], path, old):
+        causes.append(_invalid(field, value, f"{field} in body must not validate the schema (not)"))
+    if not causes and schema.get("x-kubernetes-validations"):
+        causes += cel.check_rules(schema, value, old if old is not _NO_CHECK else cel.NO_OLD, path)
+    return causes
+
+
+def _validate_string(value: str, schema: dict[str, Any], field: str) -> list[dict[str, str]]:
+    causes = []
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        causes.append(_cause("FieldValueTooLong", field, f"Too long: may not be more than {schema['maxLength']} bytes"))
+    if "minLength" in schema and len(value) < schema["minLength"]:
+        causes.append(_invalid(field, value, f"{field} in body should be at least {schema['minLength']} chars long"))
+    if "pattern" in schema and not re.search(schema["pattern"], value):
+        causes.append(_invalid(field, value, f"{field} in body should match '{schema['pattern']}'"))
+    fmt = schema.get("format")
+    if fmt and not _format_ok(fmt, value):
+        causes.append(_invalid(field, value, f"{field} in body must be of type {fmt}: {_q(value)}"))
+    return causes
+
+
+def _validate_number(value: float, schema: dict[str, Any], field: str) -> list[dict[str, str]]:
+    causes = []
+    if "maximum" in schema:
+        if schema.get("exclusiveMaximum") and value >= schema["maximum"]:
+            causes.append(_invalid(field, value, f"{field} in body should be less than {schema['maximum']}"))
+        elif value > schema["maximum"]:
+            causes.append(_invalid(field, value, f"{field} in body should be less than or equal to {schema['maximum']}"))
+    if "minimum" in schema:
+        if schema.get("exclusiveMinimum") and value <= schema["minimum"]:
+            causes.append(_invalid(field, value, f"{field} in body should be greater than {schema['minimum']}"))
+        elif value < schema["minimum"]:
+            causes.append(_invalid(field, value, f"{field} in body should be greater than or equal to {schema['minimum']}"))
+    if "multipleOf" in schema and schema["multipleOf"] and (value / schema["multipleOf"]) % 1:
+        causes.append(_invalid(field, value, f"{field} in body should be a multiple of {schema['multipleOf']}"))
+    return causes
+
+
+def _validate_array(value: list[Any], schema: dict[str, Any], field: str, path: str, old: Any) -> list[dict[str, str]]:
+    causes = []
+    if "maxItems" in schema and len(value) > schema["maxItems"]:
+        causes.append(_cause("FieldValueTooMany", field, f"Too many: {len(value)}: must have at most {schema['maxItems']} items"))
+    if "minItems" in schema and len(value) < schema["minItems"]:
+        causes.append(_invalid(field, len(value), f"{field} in body should have at least {schema['minItems']} items"))
+    list_type = schema.get("x-kubernetes-list-type")
+    map_keys = schema.get("x-kubernetes-list-map-keys") or []
+    seen: set[str] = set()
+    old_by_key: dict[str, Any] = {}
+    if list_type == "map" and isinstance(old, list):
+        old_by_key = {json.dumps([o.get(k) for k in map_keys]): o for o in old if isinstance(o, dict)}
+    items_schema = schema.get("items") if isinstance(schema.get("items"), dict) else None
+    for i, item in enumerate(value):
+        ident = json.dumps([item.get(k) for k in map_keys]) if list_type == "map" and isinstance(item, dict) else json.dumps(item)
+        if list_type in ("set", "map"):
+            if ident in seen:
+                causes.append(_cause("FieldValueDuplicate", f"{field}[{i}]", f"Duplicate value: {ident if list_type == 'map' else _q(item)}"))
+            seen.add(ident)
+        if items_schema:
+            item_old = old_by_key.get(ident, _NO_CHECK) if list_type == "map" else _NO_CHECK
+            causes += validate(item, items_schema, f"{path}[{i}]", item_old)
+    return causes
+
+
+def _validate_object(value: dict[str, Any], schema: dict[str, Any], field: str, path: str, old: Any, root: bool) -> list[dict[str, str]]:
+    causes = []
+    for req in schema.get("required") or []:
+        if req not in value:
+            causes.append(_cause("FieldValueRequired", f"{path}.{req}" if path else req, "Required value"))
+    if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+        causes.append(_cause("FieldValueTooMany", field, f"Too many: {len(value)}: must have at most {schema['maxProperties']} items"))
+    if "minProperties" in schema and len(value) < schema["minProperties"]:
+        causes.append(_invalid(field, len(value), f"{field} in body should have at least {schema['minProperties']} properties"))
+    props = _props(schema)
+    extra = schema.get("additionalProperties")
+    for key, item in value.items():
+        if root and key in ROOT_FIELDS:
+            continue
+        sub = props.get(key, extra if isinstance(extra, dict) else None)
+        if sub:
+            item_old = old.get(key, _NO_CHECK) if isinstance(old, dict) else _NO_CHECK
+            causes += validate(item, sub, f"{path}.{key}" if path else key, item_old)
+    return causes

@@ -1,0 +1,27 @@
+"""Reading the repository's manifests (examples/, crds/) for tests."""
+from __future__ import annotations
+
+import pathlib
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def example_documents() -> list[tuple[str, dict]]:
+    """(id, document) for every document in examples/, in file order."""
+    docs = []
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                docs.append((f"{path.name}:{doc['kind']}/{doc['metadata']['name']}", doc))
+    return docs
+
+
+def crd_schemas() -> dict[str, dict]:
+    """openAPIV3Schema per kind, read from the committed crds/ (what users apply)."""
+    out = {}
+    for path in (ROOT / "crds").glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        out[crd["spec"]["names"]["kind"]] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return out
