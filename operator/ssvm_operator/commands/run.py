@@ -1,0 +1,58 @@
+"""Run the operator against the cluster of the current kubeconfig (or the in-cluster service account).
+
+It watches Zone, ImageStore and SecondaryStorageVM objects (group ssvm.io) and reconciles them.
+Examples:
+  ssvm-operator run -A                      # all namespaces
+  ssvm-operator run -n cloud -n cloud-dr    # only these namespaces
+  KUBECONFIG=~/.kube/dev ssvm-operator run -A --metrics-port 9090
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default when no -n is given)")
+    scope.add_argument("-n", "--namespace", action="append", default=[], metavar="NAMESPACE",
+                       help="watch only this namespace; repeat for several")
+    parser.add_argument("--liveness", default=os.environ.get("SSVM_LIVENESS", "http://0.0.0.0:8080/healthz"), metavar="URL",
+                        help="kopf liveness endpoint for the kubelet's probe (default: %(default)s; 'none' disables)")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("SSVM_METRICS_PORT", "9090")), metavar="PORT",
+                        help="Prometheus metrics port, 0 to disable (default: %(default)s)")
+    parser.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDR", help="address of the metrics server (default: %(default)s)")
+    parser.add_argument("--scan-interval", type=float, default=float(os.environ.get("SSVM_SCAN_INTERVAL", "30")), metavar="SECONDS",
+                        help="periodic safety scan of each zone, repairing drift no event announced (default: %(default)s)")
+    parser.add_argument("--log-level", default=os.environ.get("SSVM_LOG_LEVEL", "INFO"),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (default: %(default)s)")
+    parser.add_argument("--peering", default=None, metavar="NAME",
+                        help="kopf peering object name for several replicas (default: standalone, one replica)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from ..handlers import build_registry
+    from ..settings import OperatorConfig
+
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = OperatorConfig(scan_interval=args.scan_interval)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_address)
+        logging.getLogger("ssvm_operator").info("metrics on %s:%d", args.metrics_address, args.metrics_port)
+    liveness = None if args.liveness in ("", "none") else args.liveness
+    asyncio.run(kopf.operator(
+        registry=build_registry(),
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=liveness,
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        memo=kopf.Memo(config=config),
+    ))
+    return 0

@@ -1,0 +1,36 @@
+"""Status initialisation: every condition an object will carry is present (Unknown) from the first moment.
+
+The reconcile handlers of each kind refine these; this guarantees `status` is never empty, even for an
+object whose reconcile fails before it can say anything.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterable, Mapping
+
+import kopf
+
+from .. import constants as c
+from ..api.crd import KINDS
+from ..conditions import initial_conditions
+from . import ids
+
+
+def initialize_status(status: Mapping[str, Any], meta: Mapping[str, Any], patch: kopf.Patch, types: Iterable[str]) -> None:
+    generation = meta.get("generation")
+    conditions = initial_conditions(status.get("conditions"), types, generation)
+    if conditions != list(status.get("conditions") or []) or status.get("observedGeneration") != generation:
+        patch.status["conditions"] = conditions
+        patch.status["observedGeneration"] = generation
+
+
+def _on_object(types: tuple[str, ...], status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
+    initialize_status(status, meta, patch, types)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    for info in KINDS:
+        handler = functools.partial(_on_object, info.model.CONDITIONS)
+        handler_id = ids.INIT_STATUS[info.kind]
+        for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
+            decorator(c.GROUP, c.VERSION, info.plural, id=handler_id, registry=registry)(handler)

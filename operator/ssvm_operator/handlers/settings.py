@@ -1,0 +1,26 @@
+"""Operator-wide kopf settings applied at start-up."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from .. import constants as c
+from . import ids
+
+
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Progress and diff-base in annotations: our CRD schemas are strict, so `status.kopf` would be pruned.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
+    settings.persistence.finalizer = f"{c.GROUP}/finalizer"
+    # kopf's own "handler succeeded" events are noise to users; ours carry the meaning.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    kopf.on.startup(id=ids.STARTUP_SETTINGS, registry=registry)(configure)

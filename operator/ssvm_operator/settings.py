@@ -1,0 +1,9 @@
+"""Operator-wide settings from the command line, handed to handlers through kopf's memo."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    scan_interval: float = 30.0  # CloudStack's secstorage.capacityscan.interval
