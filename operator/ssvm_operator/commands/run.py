@@ -30,6 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (default: %(default)s)")
     parser.add_argument("--peering", default=None, metavar="NAME",
                         help="kopf peering object name for several replicas (default: standalone, one replica)")
+    parser.add_argument("--priority", default=os.environ.get("SSVM_PRIORITY", "auto"), metavar="N|auto",
+                        help="peering priority, the highest live replica works; 'auto' derives a distinct one from the "
+                             "pod name, since kopf pauses every replica when two share a priority (default: %(default)s)")
+
+
+def peering_priority(value: str, pod_name: str | None = None) -> int:
+    """An explicit integer, or a stable per-pod number for 'auto' (pods of one Deployment differ only by name)."""
+    if value != "auto":
+        return int(value)
+    import hashlib
+    import socket
+
+    name = pod_name or os.environ.get("POD_NAME") or socket.gethostname()
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % 1_000_000_000 + 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=liveness,
         standalone=args.peering is None,
         peering_name=args.peering,
+        priority=peering_priority(args.priority),
         memo=kopf.Memo(config=config),
     ))
     return 0
