@@ -36,7 +36,9 @@ fi
 stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   log "installing Python packages into .venv (pip install -e .[devcluster,test])"
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[devcluster,test]"
+  # The filter drops pip's notes about this machine's optional local indexes; real errors still show.
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[devcluster,test]" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 
