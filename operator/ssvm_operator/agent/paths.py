@@ -68,7 +68,7 @@ def resolve_paths(state_dir: str | None = None, root: str | None = None) -> tupl
     state_dir = state_dir or os.environ.get(ENV_STATE_DIR) or None
     if state_dir:
         base = Path(state_dir).resolve()
-        keys = os.environ.get(ENV_AUTHORIZED_KEYS) or str(base / "authorized_keys")
+        keys = str(base / "authorized_keys")  # a simulated guest never reads the host's keys
         return AgentPaths(base, Path(keys)), True
     base = Path(root or os.environ.get(ENV_ROOT) or "/")
     keys = os.environ.get(ENV_AUTHORIZED_KEYS) or str(Path.home() / ".ssh/authorized_keys")
