@@ -63,6 +63,7 @@ class VMRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     boot_args: str = ""              # with secrets: backends put it in a Secret, never inline
     host_public_key: str = ""        # the SSH host key the operator generated and pins
+    host_private_key: str = field(default="", repr=False)  # its private half: only ever in the SSVM's Secret
     operator_public_key: str = ""    # authorised to log in to the guest
     secret_name: str = ""            # Secret (owned by the SSVM) holding cloud-init user data / keys
 
