@@ -77,7 +77,7 @@ def _functions() -> dict[str, Any]:
 
     def ip(s: Any) -> Any:
         if isinstance(s, str) and "/" in str(s):  # cidr(x).ip()
-            return S(str(ipaddress.ip_network(str(s), strict=False).network_address if False else str(s).split("/")[0]))
+            return S(str(s).split("/")[0])
         if not is_ip(s):
             raise ValueError(f"IP Address {s!r} parse error during conversion from string")
         return S(str(s))
