@@ -25,11 +25,13 @@ class Table:
         return cls(name, {c: "ACCEPT" for c in builtins}, {c: [] for c in builtins})
 
     def to_json(self) -> dict:
-        return {"name": self.name, "policies": self.policies, "chains": self.chains}
+        # Lists of pairs, not objects: chain order is meaningful and JSON writers may sort keys.
+        return {"name": self.name, "policies": [[c, p] for c, p in self.policies.items()],
+                "chains": [[c, list(r)] for c, r in self.chains.items()]}
 
     @classmethod
     def from_json(cls, data: dict) -> "Table":
-        return cls(data["name"], dict(data["policies"]), {k: list(v) for k, v in data["chains"].items()})
+        return cls(data["name"], {c: p for c, p in data["policies"]}, {c: list(r) for c, r in data["chains"]})
 
     def render_rules(self) -> list[str]:
         """Lines as `iptables -S` prints them: policies, user chains, then each chain's rules."""
