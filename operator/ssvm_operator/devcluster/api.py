@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp.web
 
-from . import errors, openapi, requestinfo, selectors, tables, watch
+from . import errors, openapi, protobuf, requestinfo, selectors, tables, watch
 from .gc import GarbageCollector
 from .registry import NAMESPACE_KEY, Registry, ResourceType
 from .store import Store
@@ -34,7 +34,8 @@ class Api:
         self.log = requestinfo.RequestLog()
         self.stopping = asyncio.Event()
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            self.store.insert(NAMESPACE_KEY, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+            self.store.insert(NAMESPACE_KEY, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                                              "name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
                                               "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
                               generation=False)
 
@@ -77,8 +78,10 @@ class Api:
         warnings: list[str] = []
         verb = info.verb
         ctype = request.headers.get("Content-Type", "")
-        if body and ("protobuf" in ctype or "cbor" in ctype):
-            raise errors.unsupported_media(ctype)  # client-go then retries with JSON
+        if body and "cbor" in ctype:
+            raise errors.unsupported_media(ctype)
+        if body and "protobuf" in ctype:
+            body = json.dumps(protobuf.decode(body)).encode()  # kubectl's typed clients send protobuf
         if verb == "list":
             return _json(self._list(request, rt, info.version, namespace, params))
         if verb == "watch":

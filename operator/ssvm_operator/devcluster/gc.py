@@ -28,11 +28,10 @@ class GarbageCollector:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                continue
             self._wake.clear()
             # repeat until a sweep changes nothing: each deletion may free more dependents
             for _ in range(100):

@@ -106,6 +106,7 @@ class Writer:
         if rt.key == CRD_KEY:
             obj = self._crd_admit(obj)
         if rt.key == NAMESPACE_KEY:
+            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
             obj["spec"] = {"finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}
         if params.get("dryRun"):
