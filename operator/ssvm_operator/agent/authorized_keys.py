@@ -63,7 +63,7 @@ def apply(ctx: ActionContext, payload: dict) -> dict:
             kept.append(line.strip())  # options such as restrict or command= stay as given
             present.add(fp)
             added.append(fp)
-    if not present:
+    if removed and not present:
         raise AgentError("LockoutRefused", "refusing to remove every authorized key", 2)
     if added or removed:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -175,8 +175,16 @@ class SSHGuestChannel:
             err.target = target.name
             raise err from None
         except paramiko.SSHException as exc:
-            text = str(exc)
-            if "banner" in text.lower() or "timeout" in text.lower() or "timed out" in text.lower():
+            # The transport thread may have failed first (banner never came) and the caller then sees
+            # a later, vaguer error ("No existing session"): the thread's own exception says more.
+            transport = client.get_transport()
+            handshake_done = getattr(transport, "initial_kex_done", True) if transport is not None else True
+            if transport is not None and not handshake_done:
+                transport.join(0.5)  # let its thread record why it stopped
+            first = getattr(transport, "saved_exception", None) if transport is not None else None
+            text = f"{exc}" + (f" ({first})" if first is not None and str(first) != str(exc) else "")
+            silent = not handshake_done and (first is None or "banner" in str(first).lower())
+            if silent or any(word in text.lower() for word in ("banner", "timeout", "timed out")):
                 raise errors.Timeout(f"{where}: SSH handshake: {text}", target.name) from None
             raise errors.ProtocolError(f"{where}: SSH: {text}", target.name) from None
         return client
