@@ -14,7 +14,7 @@ import aiohttp.web
 from . import errors, openapi, protobuf, requestinfo, selectors, tables, watch
 from .gc import GarbageCollector
 from .registry import NAMESPACE_KEY, Registry, ResourceType
-from .store import Store
+from .store import HISTORY_LIMIT, Store
 from .writes import Writer
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-ssvm-devcluster",
 
 
 class Api:
-    def __init__(self) -> None:
-        self.store = Store()
+    def __init__(self, history_limit: int = HISTORY_LIMIT) -> None:
+        self.store = Store(history_limit)
         self.registry = Registry()
         self.gc = GarbageCollector(self.store, self.registry)
         self.writer = Writer(self.store, self.registry, self.gc.notify)

@@ -43,11 +43,11 @@ class Watcher:
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, history_limit: int = HISTORY_LIMIT) -> None:
         self.rv = 1
         self.objects: dict[Key, dict[ObjKey, dict[str, Any]]] = collections.defaultdict(dict)
         self.history: dict[Key, collections.deque[Event]] = collections.defaultdict(
-            lambda: collections.deque(maxlen=HISTORY_LIMIT))
+            lambda: collections.deque(maxlen=history_limit))
         self.compacted: dict[Key, int] = collections.defaultdict(int)
         self.watchers: dict[Key, set[Watcher]] = collections.defaultdict(set)
 
