@@ -1,0 +1,195 @@
+"""Prometheus metrics of the operator, served by `ssvm-operator run --metrics-port`.
+
+Handlers call the small functions at the bottom (`record_event`, `observe_reconcile`,
+`set_zone_counts`...); they act on one `Metrics` bound to prometheus_client's default registry,
+the one `start_http_server` serves. Tests build their own `Metrics(CollectorRegistry())`.
+
+Label values stay bounded: kinds, states, actions and results come from fixed lists (anything else is
+`other`), reasons must look like condition reasons (CamelCase, at most 64 characters), and the
+per-zone series are removed with `forget_zone` when a zone goes away.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from typing import Iterator, Mapping
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from . import __version__
+from . import constants as c
+
+PREFIX = "ssvm_operator"
+KINDS = (c.ZONE_KIND, c.IMAGESTORE_KIND, c.SSVM_KIND)
+# CloudStack's VM lifecycle states, as SecondaryStorageVM.status.state holds them.
+STATES = ("Creating", "Starting", "Running", "Stopping", "Stopped", "Migrating", "Destroyed", "Error")
+# Guest actions the operator pushes over SSH (`ssvm-agent <action>`).
+ACTIONS = ("info", "setup-store", "remount", "firewall", "vm-setup", "check", "authorized-keys")
+EVENT_TYPES = ("Normal", "Warning")
+OTHER = "other"
+_REASON = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
+
+# Reconciles are dominated by API round-trips (tens of ms) and SSH pushes (seconds).
+RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+SSH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60)
+
+
+def _bounded(value: str, allowed: tuple[str, ...]) -> str:
+    return value if value in allowed else OTHER
+
+
+def _reason(value: str) -> str:
+    return value if _REASON.match(value or "") else OTHER
+
+
+class Metrics:
+    """Every metric of the operator, registered in one registry."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
+        zone = ["namespace", "zone"]
+        self.build_info = Info(f"{PREFIX}_build", "Version of the running operator.", registry=registry)
+        self.build_info.info({"version": __version__})
+        self.ssvms = Gauge(f"{PREFIX}_ssvms", "SecondaryStorageVMs per zone and lifecycle state.",
+                           [*zone, "state"], registry=registry)
+        self.desired = Gauge(f"{PREFIX}_zone_desired_ssvms", "SSVMs the zone should have (the scaling rule's answer).",
+                             zone, registry=registry)
+        self.actual = Gauge(f"{PREFIX}_zone_actual_ssvms",
+                            "SSVMs counted against the zone's capacity (Running, Starting, Migrating, Stopping, Stopped).",
+                            zone, registry=registry)
+        self.image_stores = Gauge(f"{PREFIX}_zone_image_stores", "Image stores per zone, by access.",
+                                  [*zone, "access"], registry=registry)
+        self.zone_ready = Gauge(f"{PREFIX}_zone_ready", "1 when the zone's Ready condition is True, else 0.",
+                                zone, registry=registry)
+        self.reconcile_duration = Histogram(f"{PREFIX}_reconcile_duration_seconds", "Time spent in one reconcile, per kind.",
+                                            ["kind"], buckets=RECONCILE_BUCKETS, registry=registry)
+        self.reconcile_errors = Counter(f"{PREFIX}_reconcile_errors_total", "Reconciles that raised, per kind.",
+                                        ["kind"], registry=registry)
+        self.action_pushes = Counter(f"{PREFIX}_guest_action_pushes_total", "Guest actions pushed to SSVMs over SSH.",
+                                     ["action"], registry=registry)
+        self.action_failures = Counter(f"{PREFIX}_guest_action_failures_total", "Guest action pushes that failed.",
+                                       ["action", "reason"], registry=registry)
+        self.ssh_duration = Histogram(f"{PREFIX}_ssh_command_duration_seconds",
+                                      "Round-trip of one guest command over SSH (connect, run, read the answer).",
+                                      ["action"], buckets=SSH_BUCKETS, registry=registry)
+        self.health_checks = Counter(f"{PREFIX}_health_checks_total", "SSVM health checks, by result.",
+                                     [*zone, "result"], registry=registry)
+        self.health_check_failures = Counter(f"{PREFIX}_health_check_failures_total",
+                                             "Failed items of health checks (dns, store, management, copyServer...).",
+                                             ["check"], registry=registry)
+        self.events = Counter(f"{PREFIX}_events_total", "Kubernetes Events the operator posted, by reason.",
+                              ["reason", "type"], registry=registry)
+
+    def set_zone_counts(self, namespace: str, zone: str, *, desired: int, actual: int, by_state: Mapping[str, int],
+                        writable_image_stores: int, read_only_image_stores: int = 0, ready: bool | None = None) -> None:
+        # every state is set, zero included, so a series never vanishes while the zone exists
+        for state in STATES:
+            self.ssvms.labels(namespace, zone, state).set(by_state.get(state, 0))
+        unknown = sum(n for s, n in by_state.items() if s not in STATES)
+        if unknown:
+            self.ssvms.labels(namespace, zone, OTHER).set(unknown)
+        self.desired.labels(namespace, zone).set(desired)
+        self.actual.labels(namespace, zone).set(actual)
+        self.image_stores.labels(namespace, zone, "writable").set(writable_image_stores)
+        self.image_stores.labels(namespace, zone, "readonly").set(read_only_image_stores)
+        if ready is not None:
+            self.zone_ready.labels(namespace, zone).set(1 if ready else 0)
+
+    def forget_zone(self, namespace: str, zone: str) -> None:
+        """Drop a deleted zone's series (otherwise they would report its last values forever)."""
+        for gauge, extra in ((self.ssvms, (*STATES, OTHER)), (self.image_stores, ("writable", "readonly"))):
+            for value in extra:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(namespace, zone, value)
+        for gauge in (self.desired, self.actual, self.zone_ready):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, zone)
+        for result in ("healthy", "unhealthy"):
+            with contextlib.suppress(KeyError):
+                self.health_checks.remove(namespace, zone, result)
+
+    @contextlib.contextmanager
+    def observe_reconcile(self, kind: str) -> Iterator[None]:
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}: one of {KINDS}")
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException as exc:
+            # kopf's temporary errors are still failed reconciles; cancellation at shutdown is not
+            if not isinstance(exc, GeneratorExit) and type(exc).__name__ != "CancelledError":
+                self.reconcile_errors.labels(kind).inc()
+            raise
+        finally:
+            self.reconcile_duration.labels(kind).observe(time.perf_counter() - start)
+
+    def record_action(self, action: str, ok: bool, reason: str = "", seconds: float | None = None) -> None:
+        action = _bounded(action, ACTIONS)
+        self.action_pushes.labels(action).inc()
+        if not ok:
+            self.action_failures.labels(action, _reason(reason)).inc()
+        if seconds is not None:
+            self.ssh_duration.labels(action).observe(seconds)
+
+    @contextlib.contextmanager
+    def time_ssh(self, action: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ssh_duration.labels(_bounded(action, ACTIONS)).observe(time.perf_counter() - start)
+
+    def record_health_check(self, namespace: str, zone: str, healthy: bool, failed_checks: tuple[str, ...] | list[str] = ()) -> None:
+        self.health_checks.labels(namespace, zone, "healthy" if healthy else "unhealthy").inc()
+        for check in failed_checks:
+            # "store:<id>" names one store: the id would make the label unbounded
+            name = check.split(":", 1)[0]
+            self.health_check_failures.labels(name if re.match(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$", name) else OTHER).inc()
+
+    def record_event(self, reason: str, type_: str = "Normal") -> None:
+        self.events.labels(_reason(reason), _bounded(type_, EVENT_TYPES)).inc()
+
+
+_default: Metrics | None = None
+
+
+def default() -> Metrics:
+    """The process-wide metrics, in the registry `start_http_server` serves (created on first use)."""
+    global _default
+    if _default is None:
+        _default = Metrics(REGISTRY)
+    return _default
+
+
+# The functions handlers call; each acts on the process-wide metrics.
+
+def set_zone_counts(namespace: str, zone: str, *, desired: int, actual: int, by_state: Mapping[str, int],
+                    writable_image_stores: int, read_only_image_stores: int = 0, ready: bool | None = None) -> None:
+    default().set_zone_counts(namespace, zone, desired=desired, actual=actual, by_state=by_state,
+                              writable_image_stores=writable_image_stores, read_only_image_stores=read_only_image_stores,
+                              ready=ready)
+
+
+def forget_zone(namespace: str, zone: str) -> None:
+    default().forget_zone(namespace, zone)
+
+
+def observe_reconcile(kind: str) -> contextlib.AbstractContextManager[None]:
+    return default().observe_reconcile(kind)
+
+
+def record_action(action: str, ok: bool, reason: str = "", seconds: float | None = None) -> None:
+    default().record_action(action, ok, reason, seconds)
+
+
+def time_ssh(action: str) -> contextlib.AbstractContextManager[None]:
+    return default().time_ssh(action)
+
+
+def record_health_check(namespace: str, zone: str, healthy: bool, failed_checks: tuple[str, ...] | list[str] = ()) -> None:
+    default().record_health_check(namespace, zone, healthy, failed_checks)
+
+
+def record_event(reason: str, type_: str = "Normal") -> None:
+    default().record_event(reason, type_)
