@@ -1,0 +1,195 @@
+"""The KubeVirt VM backend: carries out ensure/start/stop/reboot/destroy on `kubevirt.io/v1`
+VirtualMachines through the `kubernetes` client, and observes them with their instances.
+
+The client is blocking, so every call runs in a thread, bounded by a timeout.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Mapping, TypeVar
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from ..base import BackendError, BackendReadiness, ObservedVM, VMRequest
+from . import models as m
+from .manifests import ManifestError, build_cloudinit_secret, build_virtual_machine, effective_template, secret_name
+from .observe import observe_objects
+from .userdata import AgentPayload
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeVirtBackend:
+    """VMBackend for KubeVirt. `api_client` is a configured `kubernetes.client.ApiClient` (the
+    current kubeconfig's when None); `agent` is what cloud-init installs in the guest (the bundled
+    zipapp when None)."""
+
+    name = "kubevirt"
+
+    def __init__(self, api_client: k8s.ApiClient | None = None, *, agent: AgentPayload | None = None,
+                 timeout: float = 15.0) -> None:
+        self.api_client = api_client or k8s.ApiClient()
+        self.custom = k8s.CustomObjectsApi(self.api_client)
+        self.core = k8s.CoreV1Api(self.api_client)
+        self.apis = k8s.ApisApi(self.api_client)
+        self._agent = agent
+        self.timeout = timeout
+
+    @property
+    def agent(self) -> AgentPayload:
+        if self._agent is None:  # packed lazily: only ensure needs it
+            self._agent = AgentPayload.bundled()
+        return self._agent
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        kwargs.setdefault("_request_timeout", self.timeout)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args, **kwargs), timeout=self.timeout + 1)
+        except asyncio.TimeoutError:
+            raise BackendError("ApiTimeout", f"{getattr(fn, '__name__', 'call')} timed out after {self.timeout}s") from None
+
+    # --- VirtualMachine and VMI access ---
+    async def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._call(self.custom.get_namespaced_custom_object, m.KUBEVIRT_GROUP, m.KUBEVIRT_VERSION,
+                                    namespace, plural, name)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise _backend_error(e, f"get {plural}/{name}") from None
+
+    async def _patch_vm(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self._call(self.custom.patch_namespaced_custom_object, m.KUBEVIRT_GROUP, m.KUBEVIRT_VERSION,
+                                    namespace, m.VM_PLURAL, name, patch, _content_type=MERGE_PATCH)
+        except ApiException as e:
+            if e.status == 404:
+                raise BackendError("VMAbsent", f"VirtualMachine {namespace}/{name} does not exist") from None
+            raise _backend_error(e, f"patch virtualmachines/{name}") from None
+
+    async def _delete(self, plural: str, namespace: str, name: str) -> bool:
+        try:
+            await self._call(self.custom.delete_namespaced_custom_object, m.KUBEVIRT_GROUP, m.KUBEVIRT_VERSION,
+                             namespace, plural, name, propagation_policy="Background")
+            return True
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise _backend_error(e, f"delete {plural}/{name}") from None
+
+    # --- VMBackend ---
+    async def readiness(self, namespace: str, zone_name: str, zone_spec: Mapping[str, Any]) -> BackendReadiness:
+        template = effective_template(zone_spec, None)
+        try:
+            groups = await self._call(self.apis.get_api_versions)
+        except ApiException as e:
+            return BackendReadiness(False, template is not None, "ApiUnavailable", f"API discovery failed: {e.reason}")
+        served = {g.name: [v.version for v in (g.versions or [])] for g in (groups.groups or [])}
+        if m.KUBEVIRT_VERSION not in served.get(m.KUBEVIRT_GROUP, []):
+            return BackendReadiness(False, template is not None, "KubeVirtNotInstalled",
+                                    f"the API does not serve {m.KUBEVIRT_API_VERSION}: install KubeVirt")
+        if template is None:
+            return BackendReadiness(True, False, "TemplateMissing",
+                                    f"zone {zone_name} sets no secondaryStorage.template.kubevirt image")
+        needs_cdi = bool(template.url) or (zone_spec.get("secondaryStorage", {}).get("offering", {}).get("rootDisk") == "shared")
+        if needs_cdi and m.CDI_VERSION not in served.get(m.CDI_GROUP, []):
+            return BackendReadiness(True, False, "CDINotInstalled",
+                                    f"the template needs a DataVolume import but {m.CDI_GROUP}/{m.CDI_VERSION} is not served")
+        return BackendReadiness(True, True, "Ready", "KubeVirt is served and the template is set")
+
+    async def ensure(self, request: VMRequest) -> ObservedVM:
+        try:
+            vm = build_virtual_machine(request)
+            secret = build_cloudinit_secret(request, self.agent)
+        except ManifestError as e:
+            raise BackendError(e.reason, str(e), retry_after=None) from None
+        await self._ensure_secret(request.namespace, secret)
+        try:
+            await self._call(self.custom.create_namespaced_custom_object, m.KUBEVIRT_GROUP, m.KUBEVIRT_VERSION,
+                             request.namespace, m.VM_PLURAL, vm)
+            log.info("created VirtualMachine %s/%s", request.namespace, request.name)
+        except ApiException as e:
+            if e.status != 409:
+                raise _backend_error(e, f"create virtualmachines/{request.name}") from None
+            await self._patch_vm(request.namespace, request.name, _vm_update_patch(vm))
+        return await self.observe(request.namespace, request.name)
+
+    async def _ensure_secret(self, namespace: str, secret: dict[str, Any]) -> None:
+        body = k8s.V1Secret.from_dict(secret)
+        name = secret["metadata"]["name"]
+        try:
+            await self._call(self.core.create_namespaced_secret, namespace, body)
+            return
+        except ApiException as e:
+            if e.status != 409:
+                raise _backend_error(e, f"create secrets/{name}") from None
+        try:
+            current = await self._call(self.core.read_namespaced_secret, name, namespace)
+            body.metadata.resource_version = current.metadata.resource_version
+            body.data = None  # stringData replaces the content whole
+            await self._call(self.core.replace_namespaced_secret, name, namespace, body)
+        except ApiException as e:
+            raise _backend_error(e, f"update secrets/{name}") from None
+
+    async def start(self, namespace: str, name: str) -> None:
+        await self._patch_vm(namespace, name, {"spec": {"runStrategy": "Always", "running": None}})
+
+    async def stop(self, namespace: str, name: str) -> None:
+        await self._patch_vm(namespace, name, {"spec": {"runStrategy": "Halted", "running": None}})
+
+    async def reboot(self, namespace: str, name: str) -> None:
+        """A new VMI (KubeVirt recreates it under runStrategy Always); a halted VM is started."""
+        vm = await self._get(m.VM_PLURAL, namespace, name)
+        if vm is None:
+            raise BackendError("VMAbsent", f"VirtualMachine {namespace}/{name} does not exist")
+        if (vm.get("spec") or {}).get("runStrategy") != "Always":
+            await self.start(namespace, name)
+            return
+        await self._delete(m.VMI_PLURAL, namespace, name)
+
+    async def destroy(self, namespace: str, name: str) -> None:
+        vm = await self._get(m.VM_PLURAL, namespace, name)
+        await self._delete(m.VM_PLURAL, namespace, name)
+        # The Secret is owned by the SSVM (it outlives the VM otherwise): delete it with the VM.
+        secret = _secret_of(vm) if vm else f"{name}-cloudinit"
+        try:
+            await self._call(self.core.delete_namespaced_secret, secret, namespace)
+        except ApiException as e:
+            if e.status != 404:
+                raise _backend_error(e, f"delete secrets/{secret}") from None
+
+    async def observe(self, namespace: str, name: str) -> ObservedVM:
+        vm = await self._get(m.VM_PLURAL, namespace, name)
+        vmi = await self._get(m.VMI_PLURAL, namespace, name) if vm is not None else None
+        return observe_objects(vm, vmi)
+
+
+def _vm_update_patch(vm: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch bringing an existing VM to the built one: labels, owner, spec (lists replace)."""
+    spec = dict(vm["spec"])
+    spec.setdefault("dataVolumeTemplates", None)  # drop a DataVolume template the new spec has no more
+    spec["running"] = None  # never both running and runStrategy
+    meta = vm["metadata"]
+    return {"metadata": {"labels": meta.get("labels"), "annotations": meta.get("annotations"),
+                         "ownerReferences": meta.get("ownerReferences")}, "spec": spec}
+
+
+def _secret_of(vm: Mapping[str, Any]) -> str:
+    for volume in vm.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", []):
+        ref = (volume.get("cloudInitNoCloud") or {}).get("secretRef")
+        if ref:
+            return ref["name"]
+    return f"{vm['metadata']['name']}-cloudinit"
+
+
+def _backend_error(e: ApiException, what: str) -> BackendError:
+    reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid", 429: "TooManyRequests"}
+    reason = reasons.get(e.status or 0, "ApiError" if (e.status or 500) < 500 else "ApiServerError")
+    return BackendError(reason, f"{what}: {e.status} {e.reason}", retry_after=None if reason == "Invalid" else 10.0)
+
+
+__all__ = ["KubeVirtBackend", "secret_name"]
