@@ -1,0 +1,69 @@
+"""A CRD's schema at work: types, enums, patterns, formats, required, min/max, maxItems,
+defaulting, pruning of unknown fields (fieldValidation Ignore/Warn/Strict), CEL rules with oldSelf."""
+from __future__ import annotations
+
+import pytest
+
+from tests.devcluster.helpers import widget, widgets_path
+
+
+def causes(body: dict) -> dict[str, str]:
+    assert body.get("reason") == "Invalid", body
+    return {c["field"]: c["message"] for c in body["details"]["causes"]}
+
+
+@pytest.mark.parametrize("spec,field,message", [
+    ({"size": "three"}, "spec.size", 'Invalid value: "string": spec.size in body must be of type integer: "string"'),
+    ({"size": 1, "shape": "oval"}, "spec.shape", 'Unsupported value: "oval": supported values: "round", "square"'),
+    ({"size": 1, "url": "http://h/x"}, "spec.url", "Invalid value: \"http://h/x\": spec.url in body should match '^nfs://[^/]+/.+'"),
+    ({"size": -1}, "spec.size", "Invalid value: -1: spec.size in body should be greater than or equal to 0"),
+    ({"size": 1, "maxSize": 101}, "spec.maxSize", "Invalid value: 101: spec.maxSize in body should be less than or equal to 100"),
+    ({"size": 1, "tags": ["a", "b", "c", "d"]}, "spec.tags", "Too many: 4: must have at most 3 items"),
+    ({"size": 1, "tags": ["waytoolongtag"]}, "spec.tags[0]", "Too long: may not be more than 10 bytes"),
+    ({}, "spec.size", "Required value"),
+    ({"size": 1, "cidr": "0.0.0.0/0"}, "spec.cidr", 'Invalid value: "string": must be a CIDR, not 0.0.0.0/x'),
+    ({"size": 1, "cidr": "10.0.0.300/8"}, "spec.cidr", 'Invalid value: "string": must be a CIDR, not 0.0.0.0/x'),
+    ({"size": 6}, "spec.size", 'Invalid value: "object": size must not exceed maxSize'),
+])
+async def test_bad_values_are_refused_with_the_servers_messages(http, ns, spec, field, message):
+    body = widget("v")
+    body["spec"] = spec
+    status, refused = await http.post(widgets_path(ns), body)
+    assert status == 422, refused
+    assert causes(refused) == {field: message}
+    assert refused["message"] == f'Widget.test.ssvm.io "v" is invalid: {field}: {message}'
+
+
+async def test_defaults_are_filled(http, ns):
+    status, obj = await http.post(widgets_path(ns), widget("dflt"))
+    assert obj["spec"] == {"size": 1, "maxSize": 5, "shape": "round"}
+    status, obj = await http.patch(widgets_path(ns, "dflt"), {"spec": {"maxSize": None}})
+    assert obj["spec"]["maxSize"] == 5  # a removed defaulted field comes back
+
+
+async def test_unknown_fields_are_pruned_or_refused_by_field_validation(http, ns):
+    body = widget("prune", unknown=1, extra={"free": {"form": True}})
+    body["junk"] = "x"
+    status, obj = await http.post(widgets_path(ns), body, fieldValidation="Ignore")
+    assert status == 201 and "unknown" not in obj["spec"] and "junk" not in obj
+    assert obj["spec"]["extra"] == {"free": {"form": True}}  # x-kubernetes-preserve-unknown-fields
+    status, refused = await http.post(widgets_path(ns), {**body, "metadata": {"name": "prune2"}}, fieldValidation="Strict")
+    assert status == 400 and 'unknown field "spec.unknown"' in refused["message"]
+    async with http.session.post(http.url + widgets_path(ns), json={**body, "metadata": {"name": "prune3"}},
+                                 params={"fieldValidation": "Warn"}) as resp:
+        assert resp.status == 201
+        assert 'unknown field \\"junk\\"' in resp.headers["Warning"]
+
+
+async def test_transition_rules_use_old_self(http, ns):
+    status, obj = await http.post(widgets_path(ns), widget("imm", shape="square"))
+    assert status == 201
+    status, refused = await http.patch(widgets_path(ns, "imm"), {"spec": {"shape": "round"}})
+    assert status == 422 and causes(refused) == {"spec": 'Invalid value: "object": shape is immutable'}
+    status, ok = await http.patch(widgets_path(ns, "imm"), {"spec": {"size": 2}})
+    assert status == 200
+
+
+async def test_metadata_name_is_validated(http, ns):
+    status, refused = await http.post(widgets_path(ns), widget("Not_A_Name"))
+    assert status == 422 and "metadata.name" in causes(refused)
