@@ -122,6 +122,10 @@ def dump_yaml(doc: Any) -> str:
     return yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, width=4096)
 
 
+def dump_yaml_all(docs: list[Any]) -> str:
+    return yaml.dump_all(docs, Dumper=_BlockDumper, sort_keys=False, width=4096)
+
+
 def render_cloud_config(doc: dict[str, Any]) -> str:
     return "#cloud-config\n" + dump_yaml(doc)
 
