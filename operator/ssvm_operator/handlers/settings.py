@@ -22,5 +22,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 30
 
 
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # A plain OperatorRegistry has none of kopf's default login handlers: the pod's service account, else the kubeconfig.
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     kopf.on.startup(id=ids.STARTUP_SETTINGS, registry=registry)(configure)
+    kopf.on.login(id=ids.LOGIN, registry=registry)(login)
