@@ -15,12 +15,15 @@ import shlex
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
 
 from ssvm_operator.agent import cli as agent_cli
+from ssvm_operator.agent import copyserver
+from ssvm_operator.agent.paths import resolve_paths
 from ssvm_operator.agent.authorized_keys import fingerprint as blob_fingerprint, parse_key
 from ssvm_operator.agent.errors import AgentError
 from ssvm_operator.guest.keys import fingerprint
@@ -60,6 +63,7 @@ class SimulatedGuest:
     host_key: paramiko.PKey
     state_dir: Path
     username: str = "root"
+    copy_port: int | None = None   # also run the guest's copy server on (address, copy_port)
     _sock: socket.socket | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list = field(default_factory=list)
@@ -88,7 +92,24 @@ class SimulatedGuest:
         thread = threading.Thread(target=self._accept_loop, name=f"sim-guest-{self.address}", daemon=True)
         thread.start()
         self._threads.append(thread)
+        if self.copy_port is not None:
+            self._start_copy_server()
         return self
+
+    def _start_copy_server(self) -> None:
+        paths, _ = resolve_paths(str(self.state_dir))
+        status = paths.var / "copy-server.json"
+        status.unlink(missing_ok=True)
+        thread = threading.Thread(target=copyserver.serve, args=(paths,), daemon=True, name=f"sim-copy-{self.address}",
+                                  kwargs={"bind": self.address, "port": self.copy_port, "stop": self._stop, "poll": 0.5})
+        thread.start()
+        self._threads.append(thread)
+        deadline = time.monotonic() + 5.0  # the listener binds in well under a second
+        while time.monotonic() < deadline:
+            if status.exists():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the simulated copy server on {self.address}:{self.copy_port} did not start")
 
     def stop(self) -> None:
         self._stop.set()
@@ -143,10 +164,13 @@ class SimulatedGuest:
             code, doc = self._run_agent(words[1], bytes(stdin))
             channel.sendall(json.dumps(doc, sort_keys=True).encode() + b"\n")
             channel.send_exit_status(code)
-        except (OSError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException) as exc:  # the client went away mid-command
             log.debug("sim guest %s: exec ended early: %s", self.address, type(exc).__name__)
         finally:
-            channel.close()
+            try:
+                channel.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass
 
     def _run_agent(self, action: str, stdin: bytes) -> tuple[int, dict]:
         try:
@@ -158,8 +182,12 @@ class SimulatedGuest:
 
 
 def start_simulated_guest(address: str, host_key_private: str | bytes, authorized_key: str,
-                          state_dir: str | Path, port: int = 3922, username: str = "root") -> SimulatedGuest:
-    """Start a simulated guest listening on (address, port); seeds authorized_keys if it is new."""
+                          state_dir: str | Path, port: int = 3922, username: str = "root",
+                          copy_port: int | None = None) -> SimulatedGuest:
+    """Start a simulated guest listening on (address, port); seeds authorized_keys if it is new.
+
+    With `copy_port` (80 in the dev cluster, 0 for any free port in tests) the guest's copy server
+    runs too, bound to the same address, so `check` finds it up."""
     from ssvm_operator.guest.keys import load_private_key
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
@@ -167,7 +195,7 @@ def start_simulated_guest(address: str, host_key_private: str | bytes, authorize
     if not keys.exists():
         keys.write_text(authorized_key.strip() + "\n")
         keys.chmod(0o600)
-    guest = SimulatedGuest(address, port, load_private_key(host_key_private), state, username)
+    guest = SimulatedGuest(address, port, load_private_key(host_key_private), state, username, copy_port)
     return guest.start()
 
 
@@ -179,9 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host-key", required=True, help="file with the guest's private host key")
     parser.add_argument("--authorized-key", required=True, help="file with the operator's public key line")
     parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--copy-port", type=int, help="also run the copy server on this port (80 in the dev cluster)")
     args = parser.parse_args(argv)
     guest = start_simulated_guest(args.address, Path(args.host_key).read_bytes(),
-                                  Path(args.authorized_key).read_text(), args.state_dir, args.port)
+                                  Path(args.authorized_key).read_text(), args.state_dir, args.port,
+                                  copy_port=args.copy_port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import socket
@@ -110,6 +111,8 @@ async def test_a_server_that_never_speaks_times_out(operator_key):
                 target, "info", {})
         assert exc.value.reason == "Timeout"
     finally:
+        for conn, _ in held:
+            conn.close()
         sock.close()
 
 
@@ -179,3 +182,53 @@ async def test_fake_channel_runs_the_agent_and_scripts_failures():
     with pytest.raises(errors.Timeout):
         await fake.run_action(target, "info", {})
     fake.close()
+
+
+async def test_simulated_guest_with_copy_server_is_healthy_and_serves_peers(tmp_path, operator_key):
+    import base64
+    import urllib.request
+    host = generate_keypair()
+    address = loopback_address()
+    server = start_simulated_guest(address, host.private_openssh, operator_key.public_openssh, tmp_path / "g",
+                                   port=0, copy_port=0)
+    target = GuestTarget("ssvm-c", address, host.public_openssh, port=server.port)
+    try:
+        channel = SSHGuestChannel(operator_key.private_openssh, FAST)
+        assert (await channel.run_action(target, "firewall", {"peers": ["127.0.0.1"]})).ok
+        assert (await channel.run_action(target, "vm-setup", {"copyPassword": PASSWORD})).ok
+        store = await channel.run_action(target, "setup-store", {"url": "nfs://nfs.example.org/export"})
+        (server.state_dir / "mnt/SecStorage" / store.data["storeId"] / "template/t.txt").write_text("tmpl")
+        health = await channel.run_action(target, "check", {"dnsNames": ["localhost"]})
+        assert health.ok and health.data["healthy"] and health.data["activeSessions"] == 0, health.data
+        status = json.loads((server.state_dir / "var/lib/ssvm-agent/copy-server.json").read_text())
+        req = urllib.request.Request(f"http://{address}:{status['port']}/{store.data['storeId']}/template/t.txt")
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"cloud:{PASSWORD}".encode()).decode())
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert resp.read() == b"tmpl"
+    finally:
+        server.stop()
+
+
+async def test_a_silent_command_hits_the_command_timeout(guest, operator_key, monkeypatch):
+    server, target = guest
+    release = threading.Event()
+
+    def stuck(action, stdin):
+        release.wait(10)
+        return 0, {"ok": True}
+    monkeypatch.setattr(server, "_run_agent", stuck)
+    channel = SSHGuestChannel(operator_key.private_openssh, Timeouts(connect=2, banner=2, auth=2, command=1, deadline=4))
+    try:
+        with pytest.raises(errors.Timeout):
+            await channel.run_action(target, "info", {})
+    finally:
+        release.set()
+
+
+def test_os_errors_are_classified():
+    import errno
+    from ssvm_operator.guest.channel import _classify_os_error
+    assert isinstance(_classify_os_error(OSError(errno.EHOSTUNREACH, "No route to host"), "x"), errors.Unreachable)
+    assert isinstance(_classify_os_error(OSError(errno.ENETUNREACH, "Network is unreachable"), "x"), errors.Unreachable)
+    assert isinstance(_classify_os_error(ConnectionRefusedError(errno.ECONNREFUSED, "refused"), "x"), errors.ConnectionRefused)
+    assert isinstance(_classify_os_error(socket.timeout("timed out"), "x"), errors.Timeout)
