@@ -1,6 +1,8 @@
 """A dev cluster running the KubeVirt simulator, shared by this folder's integration tests."""
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -9,6 +11,7 @@ from kubernetes import client as k8s, config as k8s_config
 
 from ssvm_operator.devcluster import DevCluster
 from ssvm_operator.devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
+from tests.kubevirt.waiting import wait_for
 
 SIM_CONFIG = KubeVirtSimConfig(boot_delay=0.2, network_ranges={"public-net": "203.0.113.0/24", "mgmt-net": "10.1.0.0/24"})
 
@@ -17,7 +20,18 @@ SIM_CONFIG = KubeVirtSimConfig(boot_delay=0.2, network_ranges={"public-net": "20
 def kubevirt_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     kubeconfig = tmp_path_factory.mktemp("kubevirt-devcluster") / "kubeconfig"
     with DevCluster(kubeconfig=kubeconfig, simulators=[KubeVirtSimulator(SIM_CONFIG)]) as cluster:
+        # The simulator registers the KubeVirt CRDs once it runs: wait until they are served.
+        wait_for(lambda: _served(cluster.url, "/apis/kubevirt.io/v1") and _served(cluster.url, "/apis/cdi.kubevirt.io/v1beta1"),
+                 "the KubeVirt CRDs to be served")
         yield cluster
+
+
+def _served(url: str, path: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + path, timeout=5) as resp:
+            return resp.status == 200
+    except urllib.error.URLError:
+        return False
 
 
 @pytest.fixture()
