@@ -44,6 +44,9 @@ class Api:
         params = dict(request.query)
         info = requestinfo.parse(request.method, request.path, params)
         code = 500
+        logged_early = info.verb == "watch"  # a watch is logged when it opens: it may stay open for long
+        if logged_early:
+            self.log.record(info, request.headers.get("User-Agent", ""), 200)
         try:
             response = await self._dispatch(request, info, body, params)
             code = response.status
@@ -57,7 +60,7 @@ class Api:
             return aiohttp.web.json_response(errors.ApiError(500, "InternalError", f"Internal error occurred: {e!r}").status(),
                                              status=500)
         finally:
-            if not info.path.startswith("/_devcluster"):
+            if not info.path.startswith("/_devcluster") and not logged_early:
                 self.log.record(info, request.headers.get("User-Agent", ""), code)
 
     async def _dispatch(self, request: aiohttp.web.BaseRequest, info: requestinfo.RequestInfo, body: bytes,

@@ -1,0 +1,99 @@
+"""`ssvm-operator devcluster` as a process, and the simulator plug-in point."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ssvm_operator.devcluster import ApiClient, DevCluster, simulators
+from tests.conftest import kubectl_run
+
+
+def test_cli_prints_the_kubeconfig_line_serves_and_stops_on_sigterm(tmp_path):
+    kubeconfig = tmp_path / "kc" / "config"
+    proc = subprocess.Popen([sys.executable, "-m", "ssvm_operator.cli", "devcluster", "--kubeconfig", str(kubeconfig)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # the process prints it once serving; bounded by the test timeout
+        assert line == f"kubeconfig: {kubeconfig}\n"
+        assert "namespace/default" in kubectl_run(kubeconfig, "get", "namespaces", "-o", "name").stdout
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert proc.stdout.read() == ""  # exactly one line on stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_cli_stops_on_sigint_and_honours_port(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kubeconfig = tmp_path / "config"
+    proc = subprocess.Popen([sys.executable, "-m", "ssvm_operator.cli", "devcluster", "--port", str(port),
+                             "--kubeconfig", str(kubeconfig), "--no-simulators"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("kubeconfig: ")
+        assert f"127.0.0.1:{port}" in kubeconfig.read_text()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+class LabellingSimulator:
+    """A test simulator: labels every ConfigMap it sees, through the HTTP API only."""
+
+    name = "labeller"
+
+    async def run(self, api: ApiClient, stop: asyncio.Event) -> None:
+        async for event in api.watch("/api/v1/configmaps", stop=stop):
+            obj = event["object"]
+            if event["type"] != "DELETED" and "simulated" not in (obj["metadata"].get("labels") or {}):
+                ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+                await api.patch(f"/api/v1/namespaces/{ns}/configmaps/{name}", {"metadata": {"labels": {"simulated": "yes"}}})
+
+
+def test_a_registered_simulator_runs_by_default_and_acts_through_the_api(tmp_path, monkeypatch):
+    monkeypatch.setattr(simulators, "_REGISTRY", {})
+    monkeypatch.setattr(simulators, "BUILTIN_MODULES", ())
+    simulators.register("labeller")(LabellingSimulator)
+    assert list(simulators.available()) == ["labeller"]
+    with DevCluster(kubeconfig=tmp_path / "kc") as cluster:  # simulators=None: every registered one
+        kubectl_run(cluster.kubeconfig_path, "create", "configmap", "c1", "--from-literal=a=b")
+        deadline = 200
+        while deadline:
+            labels = kubectl_run(cluster.kubeconfig_path, "get", "configmap", "c1", "-o", "jsonpath={.metadata.labels}").stdout
+            if "simulated" in labels:
+                break
+            deadline -= 1
+            time.sleep(0.05)
+        assert "simulated" in labels
+        agents = {e["userAgent"] for e in cluster.requests() if e["verb"] == "patch"}
+        assert agents == {"ssvm-devcluster-simulator/labeller"}
+
+
+def test_no_simulators_when_given_none(tmp_path, monkeypatch):
+    monkeypatch.setattr(simulators, "_REGISTRY", {})
+    monkeypatch.setattr(simulators, "BUILTIN_MODULES", ())
+    simulators.register("labeller")(LabellingSimulator)
+    with DevCluster(kubeconfig=tmp_path / "kc", simulators=[]) as cluster:
+        kubectl_run(cluster.kubeconfig_path, "create", "configmap", "c1", "--from-literal=a=b")
+        assert not any("simulator" in e["userAgent"] for e in cluster.requests())
+
+
+def test_kmock_reactions_inject_faults(tmp_path):
+    import kmock
+    with DevCluster(kubeconfig=tmp_path / "kc", simulators=[]) as cluster:
+        cluster.emulator["get", kmock.resource("", "v1", "configmaps")] << 503
+        proc = kubectl_run(cluster.kubeconfig_path, "get", "configmap", "anything", check=False)
+        assert proc.returncode != 0 and ("503" in proc.stderr or "unavailable" in proc.stderr.lower()), proc.stderr
+        assert "namespace/default" in kubectl_run(cluster.kubeconfig_path, "get", "ns", "-o", "name").stdout
+    assert not os.path.exists(str(tmp_path / "kc") + ".tmp")
