@@ -1,0 +1,95 @@
+"""Which backend runs a zone's SSVMs: chosen by `spec.secondaryStorage.backend`, or one override for all.
+
+`kubevirt` is the KubeVirt backend when its package is importable; `external` is not implemented yet
+and says so through readiness (`BackendReady=False`, reason `BackendNotImplemented`), so the zone
+reports it instead of failing.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping
+
+from .base import BackendError, BackendReadiness, ObservedVM, VMBackend, VMRequest
+
+log = logging.getLogger(__name__)
+
+
+class UnimplementedBackend:
+    """A backend kind this build cannot run: readiness says why, every action refuses."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        self.message = message
+
+    async def readiness(self, namespace: str, zone_name: str, zone_spec: Mapping[str, Any]) -> BackendReadiness:
+        return BackendReadiness(False, False, "BackendNotImplemented", self.message)
+
+    def _refuse(self) -> BackendError:
+        return BackendError("BackendNotImplemented", self.message, retry_after=60.0)
+
+    async def ensure(self, request: VMRequest) -> ObservedVM:
+        raise self._refuse()
+
+    async def start(self, namespace: str, name: str) -> None:
+        raise self._refuse()
+
+    async def stop(self, namespace: str, name: str) -> None:
+        raise self._refuse()
+
+    async def reboot(self, namespace: str, name: str) -> None:
+        raise self._refuse()
+
+    async def destroy(self, namespace: str, name: str) -> None:
+        return None   # nothing was ever created by a backend that cannot create
+
+    async def observe(self, namespace: str, name: str) -> ObservedVM:
+        raise self._refuse()
+
+
+def _kubevirt_factory(api_client: Any) -> Callable[[], VMBackend]:
+    def make() -> VMBackend:
+        try:
+            from .kubevirt.backend import KubeVirtBackend
+        except ImportError as e:  # a build without the kubevirt backend still runs the rest
+            return UnimplementedBackend("kubevirt", f"the kubevirt backend is not available in this build: {e}")
+        return KubeVirtBackend(api_client)
+    return make
+
+
+class BackendRegistry:
+    """Backends by kind, made on first use; `override` (e.g. the in-memory backend) serves every zone."""
+
+    def __init__(self, factories: Mapping[str, Callable[[], VMBackend]], override: VMBackend | None = None) -> None:
+        self._factories = dict(factories)
+        self._made: dict[str, VMBackend] = {}
+        self.override = override
+
+    @classmethod
+    def default(cls, api_client: Any = None, override: VMBackend | None = None) -> "BackendRegistry":
+        return cls({
+            "kubevirt": _kubevirt_factory(api_client),
+            "external": lambda: UnimplementedBackend("external", "the external-host backend is not implemented yet"),
+        }, override)
+
+    def kind_of(self, zone_spec: Mapping[str, Any] | None) -> str:
+        return ((zone_spec or {}).get("secondaryStorage") or {}).get("backend", "kubevirt")
+
+    def for_zone(self, zone_spec: Mapping[str, Any] | None) -> VMBackend:
+        if self.override is not None:
+            return self.override
+        kind = self.kind_of(zone_spec)
+        if kind not in self._made:
+            factory = self._factories.get(kind)
+            self._made[kind] = factory() if factory else UnimplementedBackend(kind, f"no backend named {kind!r}")
+        return self._made[kind]
+
+
+def backend_from_override(spec: str | None) -> VMBackend | None:
+    """`memory` or `memory:/path/state.json` (VMs kept across restarts); None for no override."""
+    if not spec:
+        return None
+    kind, _, arg = spec.partition(":")
+    if kind == "memory":
+        from .memory import MemoryBackend
+        return MemoryBackend(state_path=arg or None)
+    raise ValueError(f"unknown backend override {spec!r}: use memory[:STATE_FILE]")

@@ -1,0 +1,115 @@
+"""The operator in a thread (kopf.operator with a stop flag) against the dev cluster, and small API helpers."""
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from typing import Any, Callable
+
+import kopf
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from ssvm_operator import constants as c
+from ssvm_operator.settings import OperatorConfig
+
+WAIT = 30.0   # seconds any convergence may take before a test fails
+
+
+class OperatorThread:
+    def __init__(self, namespace: str, backend: Any, scan_interval: float = 5.0) -> None:
+        self.namespace, self.backend, self.scan_interval = namespace, backend, scan_interval
+        self.stop_flag = threading.Event()
+        self.ready_flag = threading.Event()
+        self.thread = threading.Thread(target=self._main, name=f"operator-{namespace}", daemon=True)
+        self.error: BaseException | None = None
+
+    def _main(self) -> None:
+        from ssvm_operator.handlers import build_registry
+        try:
+            asyncio.run(kopf.operator(
+                registry=build_registry(), namespaces=[self.namespace], standalone=True,
+                memo=kopf.Memo(config=OperatorConfig(scan_interval=self.scan_interval), backend=self.backend),
+                stop_flag=self.stop_flag, ready_flag=self.ready_flag))
+        except BaseException as e:  # noqa: BLE001 - reported by stop()
+            self.error = e
+
+    def __enter__(self) -> "OperatorThread":
+        self.thread.start()
+        assert self.ready_flag.wait(30), "operator did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_flag.set()
+        self.thread.join(30)
+
+
+class Api:
+    def __init__(self, kubeconfig: str, namespace: str) -> None:
+        cfg = k8s.Configuration()
+        k8s_config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+        self.client = k8s.ApiClient(cfg)
+        self.custom = k8s.CustomObjectsApi(self.client)
+        self.core = k8s.CoreV1Api(self.client)
+        self.ns = namespace
+
+    def create(self, plural: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {"apiVersion": c.API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+        return self.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, plural, body)
+
+    def list(self, plural: str) -> list[dict[str, Any]]:
+        return self.custom.list_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, plural)["items"]
+
+    def get(self, plural: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, plural, name)
+        except k8s.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def patch(self, plural: str, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, plural, name, patch,
+                                                   _content_type="application/merge-patch+json")
+
+    def delete(self, plural: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, self.ns, plural, name)
+
+    def ssvms(self) -> dict[str, dict[str, Any]]:
+        return {s["metadata"]["name"]: s for s in self.list(c.SSVM_PLURAL)}
+
+    def events(self) -> list[dict[str, Any]]:
+        return [e.to_dict() for e in self.core.list_namespaced_event(self.ns).items]
+
+    def zone(self, name: str, **secondary: Any) -> dict[str, Any]:
+        ss = {"template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.19"}}, **secondary}
+        return self.create(c.ZONE_PLURAL, c.ZONE_KIND, name, {"secondaryStorage": ss})
+
+    def store(self, name: str, zone: str, **spec: Any) -> dict[str, Any]:
+        return self.create(c.IMAGESTORE_PLURAL, c.IMAGESTORE_KIND, name,
+                           {"zoneRef": zone, "url": f"nfs://10.0.0.5/export/{name}", **spec})
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT, interval: float = 0.1) -> Any:
+    """Polls `check` until it returns something truthy; fails with `what` and the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def states(api: Api) -> dict[str, str | None]:
+    return {name: (s.get("status") or {}).get("state") for name, s in api.ssvms().items()}
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    return next((x for x in ((obj or {}).get("status") or {}).get("conditions") or [] if x["type"] == type_), {})
+
+
+def kubeconfig_env(path: str) -> None:
+    os.environ["KUBECONFIG"] = str(path)
