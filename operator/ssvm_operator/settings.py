@@ -7,3 +7,4 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class OperatorConfig:
     scan_interval: float = 30.0  # CloudStack's secstorage.capacityscan.interval
+    backend_override: str | None = None  # e.g. "memory" or "memory:/path/vms.json": one backend for every zone

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDR", help="address of the metrics server (default: %(default)s)")
     parser.add_argument("--scan-interval", type=float, default=float(os.environ.get("SSVM_SCAN_INTERVAL", "30")), metavar="SECONDS",
                         help="periodic safety scan of each zone, repairing drift no event announced (default: %(default)s)")
+    parser.add_argument("--backend-override", default=os.environ.get("SSVM_BACKEND_OVERRIDE") or None, metavar="BACKEND",
+                        help="run every zone's SSVMs on this backend instead of the zone's own: memory[:STATE_FILE] (tests, demos)")
     parser.add_argument("--log-level", default=os.environ.get("SSVM_LOG_LEVEL", "INFO"),
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (default: %(default)s)")
     parser.add_argument("--peering", default=None, metavar="NAME",
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import OperatorConfig
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = OperatorConfig(scan_interval=args.scan_interval)
+    config = OperatorConfig(scan_interval=args.scan_interval, backend_override=args.backend_override)
     if args.metrics_port:
         from prometheus_client import start_http_server
 

@@ -6,9 +6,9 @@ import kopf
 
 def build_registry() -> kopf.OperatorRegistry:
     """A fresh registry holding every handler of the operator."""
-    from . import initial_status, settings
+    from . import imagestore, initial_status, settings, ssvm, startup, zone
 
     registry = kopf.OperatorRegistry()
-    for module in (settings, initial_status):
+    for module in (settings, startup, initial_status, zone, imagestore, ssvm):
         module.register(registry)
     return registry
