@@ -132,7 +132,7 @@ def test_namespaced_watch_uses_roles_and_a_crd_only_clusterrole():
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["cloud", "cloud-dr"]
     assert sorted(b["metadata"]["namespace"] for b in by_kind(docs, "RoleBinding")) == ["cloud", "cloud-dr"]
     (cluster_role,) = by_kind(docs, "ClusterRole")
-    assert {res for r in cluster_role["rules"] for res in r["resources"]} == {"customresourcedefinitions"}
+    assert {res for r in cluster_role["rules"] for res in r["resources"]} == {"customresourcedefinitions", "namespaces"}
     args = _deployment(docs)["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=cloud" in args and "--namespace=cloud-dr" in args and "--all-namespaces" not in args
 

@@ -65,8 +65,11 @@ tests/chart/test_rbac.py derives them from the API calls of a run against the de
 */}}
 {{- define "ssvm-operator.namespacedRules" -}}
 - apiGroups: [ssvm.io]
-  resources: [zones, imagestores]
+  resources: [zones]
   verbs: [get, list, watch, patch]
+- apiGroups: [ssvm.io]
+  resources: [imagestores]
+  verbs: [list, watch, patch]
 - apiGroups: [ssvm.io]
   resources: [secondarystoragevms]
   verbs: [get, list, watch, create, patch, delete]
@@ -75,13 +78,14 @@ tests/chart/test_rbac.py derives them from the API calls of a run against the de
   verbs: [patch]
 - apiGroups: [kubevirt.io]
   resources: [virtualmachines]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, create, patch, delete]
 - apiGroups: [kubevirt.io]
   resources: [virtualmachineinstances]
-  verbs: [get, list, watch]
+  verbs: [get]
+# cloud-init user data and SSH keys of each SSVM
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create, patch]
+  verbs: [get, create, delete]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
@@ -97,14 +101,15 @@ tests/chart/test_rbac.py derives them from the API calls of a run against the de
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
-{{- if include "ssvm-operator.clusterWide" . }}
+{{- if not (include "ssvm-operator.clusterWide" .) }}
+# kopf watches namespaces when it serves a list of them (to follow their creation and deletion)
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [list, watch]
-{{- if include "ssvm-operator.peering" . }}
+{{- end }}
+{{- if and (include "ssvm-operator.clusterWide" .) (include "ssvm-operator.peering" .) }}
 - apiGroups: [kopf.dev]
   resources: [clusterkopfpeerings]
   verbs: [list, watch, patch]
-{{- end }}
 {{- end }}
 {{- end }}
