@@ -22,7 +22,6 @@ import yaml
 
 from .. import constants as c
 from ..api.crd import all_crds
-from ..api.validation import admit
 from ..backends.base import BackendReadiness, VMRequest
 from ..core.bootargs import build_boot_args
 from ..core.capacity import plan_zone_capacity
@@ -87,6 +86,12 @@ def load_documents(names: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
 
 def admit_documents(docs: list[tuple[str, dict[str, Any]]], namespace: str) -> Inputs:
     """Admits our kinds as the API server would; other kinds are skipped (listed in `skipped`)."""
+    try:  # imported here: `ssvm-operator run` must not need the admission libraries
+        import celpy  # noqa: F401 - admission evaluates the CEL rules with it
+        from ..api.validation import admit
+    except ImportError as e:
+        raise RenderError([f"render needs jsonschema and cel-python ({e.name} is missing): "
+                           "pip install 'ssvm-operator[devcluster]'"]) from None
     schemas = {crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] for crd in all_crds()}
     inputs, problems = Inputs(), []
     buckets = {c.ZONE_KIND: inputs.zones, c.IMAGESTORE_KIND: inputs.stores, c.SSVM_KIND: inputs.ssvms}
