@@ -29,6 +29,7 @@ class Event:
     type: str  # ADDED MODIFIED DELETED
     obj: dict[str, Any]
     old: dict[str, Any] | None = None
+    encoded: dict[tuple[str, str], bytes] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
 class Watcher:

@@ -20,6 +20,15 @@ def _line(event_type: str, obj: dict[str, Any]) -> bytes:
     return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
 
 
+def _event_line(event: Event, event_type: str, version: str, present: Callable[[dict[str, Any], str], dict[str, Any]]) -> bytes:
+    """Encode once per event, type and version, however many watches carry it."""
+    key = (event_type, version)
+    line = event.encoded.get(key)
+    if line is None:
+        line = event.encoded[key] = _line(event_type, present(event.obj, version))
+    return line
+
+
 def translate(event: Event, match: selectors.Matcher) -> str | None:
     """The event type this watch sees, given its selectors, or None to skip the event."""
     now = match(event.obj)
@@ -77,7 +86,7 @@ async def serve(request: aiohttp.web.BaseRequest, store: Store, rt: ResourceType
         for event in replay:
             kind = translate(event, match)
             if kind:
-                await response.write(_line(kind, present(event.obj, version)))
+                await response.write(_event_line(event, kind, version, present))
         timeout = float(params.get("timeoutSeconds") or random.uniform(1800, 3600))
         bookmarks = params.get("allowWatchBookmarks") == "true"
         loop = asyncio.get_running_loop()
@@ -98,7 +107,7 @@ async def serve(request: aiohttp.web.BaseRequest, store: Store, rt: ResourceType
                 break
             kind = translate(event, match)
             if kind:
-                await response.write(_line(kind, present(event.obj, version)))
+                await response.write(_event_line(event, kind, version, present))
     except (ConnectionResetError, asyncio.CancelledError):
         raise
     finally:
