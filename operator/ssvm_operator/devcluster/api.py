@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import aiohttp.web
+import multidict
 
 from . import errors, openapi, protobuf, requestinfo, selectors, tables, watch
 from .gc import GarbageCollector
@@ -229,9 +230,7 @@ def _decode(body: bytes) -> Any:
 
 
 def _json(data: Any, status: int = 200, warnings: list[str] | None = None) -> aiohttp.web.Response:
-    headers = {}
-    if warnings:
-        # the Warning header format kubectl prints as "Warning: ..."
-        headers["Warning"] = ", ".join(f'299 - {json.dumps(w)}' for w in warnings)
+    # one Warning header per warning, in the format kubectl prints as "Warning: ..."
+    headers = multidict.CIMultiDict(("Warning", f"299 - {json.dumps(w)}") for w in warnings or [])
     return aiohttp.web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
                                 content_type="application/json", headers=headers)
