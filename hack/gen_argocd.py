@@ -20,11 +20,11 @@ _TEMPLATE = ("TemplateNotConfigured", "TemplateMissing", "TemplateNotReady")
 _VM = ("ErrImagePull", "ImagePullBackOff", "ErrorUnschedulable", "CrashLoopBackOff", "DataVolumeError",
        "ErrorPvcNotFound", "ErrorDataVolumeNotFound")
 _GUEST = ("HostKeyMismatch", "AuthenticationFailed", "InvalidKey", "KeysMissing")
-_NFS = ("ExportNotFound", "PermissionDenied", "NfsVersion", "NoNfsSupport")
+_NFS = ("ExportNotFound", "PermissionDenied", "StoreNotWritable", "NoNFSClientSupport")
 TERMINAL_REASONS: dict[str, tuple[str, ...]] = {
-    "Zone": (*_TEMPLATE, "NoWritableImageStore", "SecretNotFound"),
+    "Zone": (*_TEMPLATE, "NoWritableImageStore", "KubeVirtNotInstalled"),
     "ImageStore": ("ZoneNotFound", *_NFS),
-    "SecondaryStorageVM": ("ZoneNotFound", *_TEMPLATE, *_VM, *_GUEST, "SecretNotFound"),
+    "SecondaryStorageVM": ("ZoneNotFound", *_TEMPLATE, *_VM, *_GUEST),
 }
 
 

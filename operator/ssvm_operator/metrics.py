@@ -151,14 +151,12 @@ class Metrics:
         self.events.labels(_reason(reason), _bounded(type_, EVENT_TYPES)).inc()
 
 
-_default: Metrics | None = None
+# Registered at import, as prometheus-client metrics usually are: every family shows on /metrics from the start.
+_default = Metrics(REGISTRY)
 
 
 def default() -> Metrics:
-    """The process-wide metrics, in the registry `start_http_server` serves (created on first use)."""
-    global _default
-    if _default is None:
-        _default = Metrics(REGISTRY)
+    """The process-wide metrics, in the registry `start_http_server` serves."""
     return _default
 
 

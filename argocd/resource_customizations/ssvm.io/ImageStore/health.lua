@@ -7,8 +7,8 @@ local terminal = {
   ZoneNotFound = true,
   ExportNotFound = true,
   PermissionDenied = true,
-  NfsVersion = true,
-  NoNfsSupport = true,
+  StoreNotWritable = true,
+  NoNFSClientSupport = true,
 }
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then

@@ -19,7 +19,6 @@ local terminal = {
   AuthenticationFailed = true,
   InvalidKey = true,
   KeysMissing = true,
-  SecretNotFound = true,
 }
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then

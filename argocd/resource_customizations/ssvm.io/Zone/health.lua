@@ -8,7 +8,7 @@ local terminal = {
   TemplateMissing = true,
   TemplateNotReady = true,
   NoWritableImageStore = true,
-  SecretNotFound = true,
+  KubeVirtNotInstalled = true,
 }
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then

@@ -1,0 +1,97 @@
+"""The docs: generated pages up to date, and hand-written pages covering what the code has."""
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import generate_latest
+
+from tests.manifests import ROOT
+
+DOCS = ROOT / "docs"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "hack" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_docs_are_up_to_date():
+    for path, text in _load("gen_docs").expected_files().items():
+        assert path.exists() and path.read_text() == text, f"{path.name} is stale: run .venv/bin/python hack/gen_docs.py"
+
+
+def test_every_zone_field_names_the_cloudstack_setting_it_replaces():
+    gen = _load("gen_docs")
+    assert gen.missing_cloudstack() == []
+    assert len(gen.zone_paths()) > 30
+    stale = [k for k in gen.CLOUDSTACK if "*" not in k and k not in gen.zone_paths()]
+    assert not stale, f"CLOUDSTACK entries for fields that no longer exist: {stale}"
+
+
+def test_api_reference_lists_every_field_of_every_kind():
+    from ssvm_operator.api.crd import KINDS
+
+    gen = _load("gen_docs")
+    text = (DOCS / "api-reference.md").read_text()
+    for info in KINDS:
+        schema = gen._schema(info)
+        for part in ("spec", "status"):
+            for path, _, _ in gen.walk(schema["properties"][part]):
+                assert f"`{path}`" in text, f"{info.kind}.{part}.{path}"
+
+
+def test_troubleshooting_explains_every_terminal_reason():
+    text = (DOCS / "troubleshooting.md").read_text()
+    argocd = (DOCS / "install-argocd.md").read_text()
+    for kind, reasons in _load("gen_argocd").TERMINAL_REASONS.items():
+        for reason in reasons:
+            assert f"`{reason}`" in text, f"troubleshooting.md lacks {reason} ({kind})"
+            assert reason in argocd
+
+
+def test_troubleshooting_lists_the_zone_readiness_reasons_and_events():
+    import inspect
+
+    from ssvm_operator.core import events, readiness
+
+    text = (DOCS / "troubleshooting.md").read_text()
+    reasons = re.findall(r'CondSpec\(\w+, "False", "([A-Za-z]+)"', inspect.getsource(readiness))
+    assert len(reasons) >= 5
+    for reason in reasons:
+        assert f"`{reason}`" in text, reason
+    for name, value in vars(events).items():
+        if name.isupper() and name.startswith(("SSVM_", "BACKEND_")) and isinstance(value, str):
+            assert f"`{value}`" in text, value
+
+
+def test_metrics_page_lists_every_metric():
+    from ssvm_operator.metrics import Metrics
+
+    registry = CollectorRegistry()
+    Metrics(registry)
+    text = (DOCS / "metrics.md").read_text()
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{name}`" in text, name
+
+
+def test_helm_page_documents_every_top_level_value():
+    values = yaml.safe_load((ROOT / "charts" / "ssvm-operator" / "values.yaml").read_text())
+    text = (DOCS / "install-helm.md").read_text()
+    for key in values:
+        assert f"`{key}" in text, key
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
+def test_local_links_resolve(page):
+    text = (DOCS / page).read_text()
+    for target in re.findall(r"\]\(([^)#]+\.md)(?:#[^)]*)?\)", text):
+        if "://" not in target:
+            assert (DOCS / target).exists(), f"{page} links to missing {target}"
