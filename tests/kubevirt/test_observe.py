@@ -1,4 +1,4 @@
-"""Reading a VirtualMachine and its instance into an ObservedVM (pure)."""
+"""Reading a VirtualMachine and its instance into an ObservedVM, and backend readiness from discovery (pure)."""
 from __future__ import annotations
 
 import pytest
@@ -70,3 +70,27 @@ def test_no_status_yet_follows_run_strategy_and_deletion():
     assert observe_objects(_vm(run_strategy="Halted"), None).phase is VMPhase.STOPPED
     assert observe_objects(_vm(), None).phase is VMPhase.PROVISIONING
     assert observe_objects(_vm("Running", deletionTimestamp="2026-01-01T00:00:00Z"), _vmi()).phase is VMPhase.STOPPING
+
+
+@pytest.mark.parametrize("served, zone_change, expected", [
+    ({"kubevirt.io": ["v1"], "k8s.cni.cncf.io": ["v1"]}, None, (True, True, "Ready")),
+    ({}, None, (False, True, "KubeVirtNotInstalled")),
+    ({"kubevirt.io": ["v1"]}, None, (False, True, "MultusNotInstalled")),
+    ({"kubevirt.io": ["v1"]}, {"networks": {}}, (True, True, "Ready")),
+    ({"kubevirt.io": ["v1"], "k8s.cni.cncf.io": ["v1"]}, {"template": None}, (True, False, "TemplateMissing")),
+    ({"kubevirt.io": ["v1"], "k8s.cni.cncf.io": ["v1"]}, {"offering": {"rootDisk": "shared"}}, (True, False, "CDINotInstalled")),
+])
+def test_readiness_from_discovery(served, zone_change, expected):
+    from ssvm_operator.backends.kubevirt.backend import readiness_from_discovery
+    from tests.kubevirt.helpers import admitted_zone_spec, example
+
+    zone = example("Zone", "zone1")
+    for key, value in (zone_change or {}).items():
+        if key == "networks":
+            zone["spec"]["networks"] = value
+        elif value is None:
+            zone["spec"]["secondaryStorage"].pop(key)
+        else:
+            zone["spec"]["secondaryStorage"][key] = value
+    answer = readiness_from_discovery(served, "zone1", admitted_zone_spec(zone))
+    assert (answer.can_run_vms, answer.template_ready, answer.reason) == expected

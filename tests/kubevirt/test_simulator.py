@@ -143,3 +143,16 @@ def test_deleting_the_vm_removes_its_instance(objs):
     wait_for(lambda: objs.running_vmi("vm-gone"), "vm-gone running")
     objs.custom.delete_namespaced_custom_object(G, V, objs.ns, "virtualmachines", "vm-gone")
     wait_for(lambda: objs.vm("vm-gone") is None and objs.vmi("vm-gone") is None, "vm-gone and its instance deleted")
+
+
+def test_data_volume_templates_become_imported_datavolumes(objs):
+    zone = example("Zone", "zone1")
+    zone["spec"]["secondaryStorage"]["template"] = {"kubevirt": {"url": "https://images.example.com/systemvm.qcow2"}}
+    vm = build_virtual_machine(make_request(zone, name="vm-dv", namespace=objs.ns))
+    vm["metadata"].pop("ownerReferences")
+    objs.custom.create_namespaced_custom_object(G, V, objs.ns, "virtualmachines", vm)
+    wait_for(lambda: objs.running_vmi("vm-dv"), "vm-dv running")
+    dv = objs.custom.get_namespaced_custom_object("cdi.kubevirt.io", "v1beta1", objs.ns, "datavolumes", "vm-dv-rootdisk")
+    assert dv["status"]["phase"] == "Succeeded"
+    assert dv["metadata"]["ownerReferences"][0]["name"] == "vm-dv"
+    assert schema_errors("cdi.kubevirt.io/datavolume_v1beta1.json", dv) == []

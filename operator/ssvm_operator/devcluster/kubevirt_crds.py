@@ -1,6 +1,6 @@
 """Minimal CustomResourceDefinitions for KubeVirt's and CDI's kinds, so the dev cluster serves
-`kubevirt.io/v1` VirtualMachines and VirtualMachineInstances and `cdi.kubevirt.io/v1beta1`
-DataVolumes (schemas preserve unknown fields: the KubeVirt simulator stands in for the webhooks).
+`kubevirt.io/v1` VirtualMachines and VirtualMachineInstances, `cdi.kubevirt.io/v1beta1`
+DataVolumes and Multus NetworkAttachmentDefinitions (schemas preserve unknown fields: the KubeVirt simulator stands in for the webhooks).
 """
 from __future__ import annotations
 
@@ -44,4 +44,5 @@ def kubevirt_crds() -> list[dict[str, Any]]:
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
         ]),
+        _crd("k8s.cni.cncf.io", "v1", "NetworkAttachmentDefinition", "network-attachment-definitions", ["net-attach-def"], []),
     ]

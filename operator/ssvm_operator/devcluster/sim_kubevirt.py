@@ -79,6 +79,7 @@ class KubeVirtSimulator:
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._queued: set[tuple[str, str]] = set()
         self._due: dict[tuple[str, str], float] = {}  # when the VM's instance may take its next step
+        self._datavolumes: dict[tuple[str, str], set[str]] = {}  # VM -> DataVolumes created (or found) for it
 
     # --- scheduling ---
     def _enqueue(self, key: tuple[str, str]) -> None:
@@ -153,10 +154,12 @@ class KubeVirtSimulator:
                 await api.delete(_ns_path("virtualmachineinstances", namespace, name))
             self.addresses.release(namespace, name)
             self._due.pop(key, None)
+            self._datavolumes.pop(key, None)
             return
         if code != 200:
             raise RuntimeError(f"get VM {namespace}/{name}: {code}")
         spec = vm.get("spec") or {}
+        await self._ensure_datavolumes(api, vm)
         run_strategy = spec.get("runStrategy") or ("Always" if spec.get("running") else "Halted")
         failure = (vm["metadata"].get("annotations") or {}).get(FAIL_ANNOTATION)
         if failure:
@@ -194,6 +197,27 @@ class KubeVirtSimulator:
             await self._vmi_status(api, vmi, self._running_status(vm))
             await self._vm_status(api, vm, "Running", ready=True, created=True)
             self._due.pop(key, None)
+
+    async def _ensure_datavolumes(self, api: ApiClient, vm: dict[str, Any]) -> None:
+        """CDI's part, done at once: each dataVolumeTemplates entry becomes a DataVolume that has imported."""
+        meta = vm["metadata"]
+        done = self._datavolumes.setdefault((meta["namespace"], meta["name"]), set())
+        for template in (vm.get("spec") or {}).get("dataVolumeTemplates") or []:
+            name = (template.get("metadata") or {}).get("name")
+            if not name or name in done:
+                continue
+            body = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+                    "metadata": {"name": name, "namespace": meta["namespace"], "labels": (template.get("metadata") or {}).get("labels") or {},
+                                 "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": meta["name"],
+                                                      "uid": meta.get("uid", ""), "controller": True, "blockOwnerDeletion": True}]},
+                    "spec": template.get("spec") or {}}
+            path = f"/apis/cdi.kubevirt.io/v1beta1/namespaces/{meta['namespace']}/datavolumes"
+            code, resp = await api.create(path, body)
+            if code == 201:
+                await api.patch(f"{path}/{name}/status", {"status": {"phase": "Succeeded", "progress": "100.0%"}})
+            elif code != 409:
+                raise RuntimeError(f"create DataVolume {meta['namespace']}/{name}: {code} {resp}")
+            done.add(name)
 
     async def _create_vmi(self, api: ApiClient, vm: dict[str, Any]) -> None:
         meta = vm["metadata"]

@@ -21,6 +21,7 @@ from .userdata import AgentPayload
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MERGE_PATCH = "application/merge-patch+json"
+MULTUS_GROUP = "k8s.cni.cncf.io"
 
 
 class KubeVirtBackend:
@@ -83,23 +84,13 @@ class KubeVirtBackend:
 
     # --- VMBackend ---
     async def readiness(self, namespace: str, zone_name: str, zone_spec: Mapping[str, Any]) -> BackendReadiness:
-        template = effective_template(zone_spec, None)
         try:
             groups = await self._call(self.apis.get_api_versions)
         except ApiException as e:
-            return BackendReadiness(False, template is not None, "ApiUnavailable", f"API discovery failed: {e.reason}")
+            return BackendReadiness(False, effective_template(zone_spec, None) is not None, "ApiUnavailable",
+                                    f"API discovery failed: {e.status} {e.reason}")
         served = {g.name: [v.version for v in (g.versions or [])] for g in (groups.groups or [])}
-        if m.KUBEVIRT_VERSION not in served.get(m.KUBEVIRT_GROUP, []):
-            return BackendReadiness(False, template is not None, "KubeVirtNotInstalled",
-                                    f"the API does not serve {m.KUBEVIRT_API_VERSION}: install KubeVirt")
-        if template is None:
-            return BackendReadiness(True, False, "TemplateMissing",
-                                    f"zone {zone_name} sets no secondaryStorage.template.kubevirt image")
-        needs_cdi = bool(template.url) or (zone_spec.get("secondaryStorage", {}).get("offering", {}).get("rootDisk") == "shared")
-        if needs_cdi and m.CDI_VERSION not in served.get(m.CDI_GROUP, []):
-            return BackendReadiness(True, False, "CDINotInstalled",
-                                    f"the template needs a DataVolume import but {m.CDI_GROUP}/{m.CDI_VERSION} is not served")
-        return BackendReadiness(True, True, "Ready", "KubeVirt is served and the template is set")
+        return readiness_from_discovery(served, zone_name, zone_spec)
 
     async def ensure(self, request: VMRequest) -> ObservedVM:
         try:
@@ -168,6 +159,25 @@ class KubeVirtBackend:
         return observe_objects(vm, vmi)
 
 
+def readiness_from_discovery(served: Mapping[str, list[str]], zone_name: str, zone_spec: Mapping[str, Any]) -> BackendReadiness:
+    """Whether the cluster can run the zone's SSVMs, from the API groups it serves (group -> versions)."""
+    template = effective_template(zone_spec, None)
+    if m.KUBEVIRT_VERSION not in served.get(m.KUBEVIRT_GROUP, []):
+        return BackendReadiness(False, template is not None, "KubeVirtNotInstalled",
+                                f"the API does not serve {m.KUBEVIRT_API_VERSION}: install KubeVirt")
+    if any((zone_spec.get("networks") or {}).get(t) for t in ("public", "guest", "management", "storage")) \
+            and "v1" not in served.get(MULTUS_GROUP, []):
+        return BackendReadiness(False, template is not None, "MultusNotInstalled",
+                                f"the zone maps networks but {MULTUS_GROUP}/v1 is not served: install Multus")
+    if template is None:
+        return BackendReadiness(True, False, "TemplateMissing", f"zone {zone_name} sets no secondaryStorage.template.kubevirt image")
+    offering = (zone_spec.get("secondaryStorage") or {}).get("offering") or {}
+    if (template.url or offering.get("rootDisk") == "shared") and m.CDI_VERSION not in served.get(m.CDI_GROUP, []):
+        return BackendReadiness(True, False, "CDINotInstalled",
+                                f"the template needs a DataVolume import but {m.CDI_GROUP}/{m.CDI_VERSION} is not served")
+    return BackendReadiness(True, True, "Ready", "KubeVirt is served and the template is set")
+
+
 def _vm_update_patch(vm: dict[str, Any]) -> dict[str, Any]:
     """A merge patch bringing an existing VM to the built one: labels, owner, spec (lists replace)."""
     spec = dict(vm["spec"])
@@ -192,4 +202,4 @@ def _backend_error(e: ApiException, what: str) -> BackendError:
     return BackendError(reason, f"{what}: {e.status} {e.reason}", retry_after=None if reason == "Invalid" else 10.0)
 
 
-__all__ = ["KubeVirtBackend", "secret_name"]
+__all__ = ["KubeVirtBackend", "readiness_from_discovery", "secret_name"]
