@@ -94,6 +94,10 @@ class MemoryBackend:
             raise ValueError(f"unknown operation {operation!r}")
         self._failures.append(_Failure(operation, name, reason, message, times))
 
+    def clear_failures(self) -> None:
+        self._failures.clear()
+        self._boot_failures.clear()
+
     def fail_boot(self, name: str, reason: str = "BootFailed", times: int = 1) -> None:
         """The next `times` boots of VM `name` end in phase Failed instead of Running."""
         self._boot_failures[name] = (reason, times)

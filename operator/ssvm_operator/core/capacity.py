@@ -124,7 +124,9 @@ def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Seque
     pool = sorted((s for s in live if s.managed and s.state == "Stopped" and s.desired_state == "Stopped"),
                   key=lambda s: (s.role != TEMPLATE_PROCESSOR, _slot_key(zone.name, s)))
     starts = [StartSSVM(s.name, why) for s in pool[:extra]]
-    new_roles += [(COMMAND_EXECUTOR, why)] * (extra - len(starts))
+    # One on its way to Stopped joins the pool in a moment: wait for it rather than create one more.
+    soon = sum(1 for s in live if s.managed and s.desired_state == "Stopped" and s.state not in ("Stopped", "Error"))
+    new_roles += [(COMMAND_EXECUTOR, why)] * max(0, extra - len(starts) - soon)
 
     notes: list[str] = []
     room = max(0, zone.max_count - len(live))

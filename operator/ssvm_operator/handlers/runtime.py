@@ -4,6 +4,7 @@ the start gate, the VM request builder, per-object wake-up events and small cach
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from dataclasses import dataclass, field
@@ -55,6 +56,32 @@ class Runtime:
     pending_creates: dict[tuple[str, str], dict[str, tuple[float, dict[str, Any]]]] = field(default_factory=dict)
     zone_generations: dict[tuple[str, str], int | None] = field(default_factory=dict)
     last_errors: dict[Key, str] = field(default_factory=dict)
+    _written: dict[Key, tuple[set[str], dict[str, Any]]] = field(default_factory=dict)
+
+    def remember_write(self, kind: str, namespace: str, name: str, written_over: str | None, response: dict[str, Any]) -> None:
+        """Our own write's result, used until the watch stream delivers it (so a request is never acted on twice)."""
+        key = (kind, namespace, name)
+        stale = self._written[key][0] if key in self._written else set()
+        if written_over:
+            stale.add(written_over)
+        self._written[key] = (stale, response)
+
+    def freshest(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` from kopf's live view, or our last write's result while the view still shows an older version."""
+        key = (kind, namespace, name)
+        written = self._written.get(key)
+        if written is None:
+            return body
+        stale, response = written
+        if body.get("metadata", {}).get("resourceVersion") in stale:
+            return copy.deepcopy(response)
+        del self._written[key]
+        return body
+        before_rv, response = written
+        if body.get("metadata", {}).get("resourceVersion") == before_rv:
+            return copy.deepcopy(response)
+        del self._written[(kind, namespace, name)]
+        return body
 
     def waker(self, kind: str, namespace: str, name: str) -> asyncio.Event:
         return self._wakers.setdefault((kind, namespace, name), asyncio.Event())
@@ -64,6 +91,7 @@ class Runtime:
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         self._wakers.pop((kind, namespace, name), None)
+        self._written.pop((kind, namespace, name), None)
         self.last_errors.pop((kind, namespace, name), None)
 
     async def sleep(self, kind: str, namespace: str, name: str, seconds: float, stopped: Any) -> None:

@@ -94,7 +94,9 @@ async def _write_status(rt: Runtime, ssvm: Mapping[str, Any], compute: Any) -> d
         if not patch:
             return {}
         try:
-            await rt.api.patch_status(c.SSVM_PLURAL, ns, name, patch, current["metadata"].get("resourceVersion"))
+            before = current["metadata"].get("resourceVersion")
+            response = await rt.api.patch_status(c.SSVM_PLURAL, ns, name, patch, before)
+            rt.remember_write(KIND, ns, name, before, response)
             return patch
         except ApiError as e:
             if e.status != 409:
@@ -142,7 +144,9 @@ async def reconcile_ssvm(rt: Runtime, ssvm: Mapping[str, Any], zone: Mapping[str
             patch["spec"] = {"desiredState": plan.set_desired_state}
         if plan.clear_pool_restart:
             patch["metadata"] = {"annotations": {POOL_RESTART_ANNOTATION: None}}
-        await rt.api.patch(c.SSVM_PLURAL, ns, name, patch)
+        response = await rt.api.patch(c.SSVM_PLURAL, ns, name, patch)
+        rt.remember_write(KIND, ns, name, meta.get("resourceVersion"), response)
+        ssvm = response
     gate = await _gate(rt, ssvm, zone, observed, backend) if backend is not None else GateResult(False, "ZoneNotFound")
     kind = rt.backends.kind_of(zone_spec)
     written = await _write_status(rt, ssvm, lambda status, current: ssvm_status_patch(
@@ -167,7 +171,7 @@ async def ssvm_daemon(namespace: str, name: str, body: kopf.Body, stopped: kopf.
     errors = transitions = 0
     while not stopped:
         rt.waker(KIND, namespace, name).clear()
-        ssvm = copy.deepcopy(dict(body))
+        ssvm = rt.freshest(KIND, namespace, name, copy.deepcopy(dict(body)))
         zone_ref = (ssvm.get("spec") or {}).get("zoneRef", "")
         zone = next(iter(zones_by_name.get((namespace, zone_ref), [])), None)
         try:

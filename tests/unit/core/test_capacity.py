@@ -86,6 +86,12 @@ def test_pool_prefers_template_processors_then_lowest_slot():
     assert [s.name for s in plan.starts] == ["z1-ssvm-2"]
 
 
+def test_one_stopping_into_the_pool_is_waited_for_not_replaced():
+    for state in ("Running", "Stopping"):
+        plan = plan_zone_capacity(zone(min_running=1), stores(1), [vm(1, state, desired_state="Stopped")], ready=True)
+        assert plan.empty
+
+
 def test_users_ssvms_are_not_taken_from_the_pool():
     plan = plan_zone_capacity(zone(min_running=1), stores(1), [vm(1, "Stopped", desired_state="Stopped", managed=False)], ready=True)
     assert not plan.starts

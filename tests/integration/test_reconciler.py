@@ -1,0 +1,163 @@
+"""The reconciler on the dev cluster with the in-memory backend: scaling, lifecycle, requests, deletion."""
+from __future__ import annotations
+
+import pytest
+
+from ssvm_operator import constants as c
+from ssvm_operator.backends.base import VMPhase
+
+from .harness import condition, states, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def running(api, n):
+    def check():
+        s = states(api)
+        return s if len(s) == n and all(v == "Running" for v in s.values()) else None
+    return check
+
+
+def reasons(api, name):
+    return [e["reason"] for e in api.events() if e["involved_object"]["name"] == name]
+
+
+def test_two_stores_give_two_ssvms_and_a_third_store_a_third(api, memory, operator):
+    api.zone("z1")
+    api.store("s1", "z1")
+    api.store("s2", "z1")
+    wait_for("2 running SSVMs", running(api, 2))
+    ssvms = api.ssvms()
+    assert set(ssvms) == {"z1-ssvm-1", "z1-ssvm-2"}
+    one = ssvms["z1-ssvm-1"]
+    assert one["metadata"]["ownerReferences"][0]["kind"] == "Zone"
+    assert one["metadata"]["labels"][c.LABEL_ZONE] == "z1" and one["spec"]["role"] == "templateProcessor"
+    assert memory.phase(api.ns, "z1-ssvm-1") == VMPhase.RUNNING
+    zone = wait_for("zone Ready", lambda: (z := api.get(c.ZONE_PLURAL, "z1")) and condition(z, "Ready").get("status") == "True" and z)
+    assert (zone["status"]["desiredSSVMs"], zone["status"]["runningSSVMs"], zone["status"]["imageStores"]) == (2, 2, 2)
+    wait_for("SSVMCreated and SSVMStarted events", lambda: {"SSVMCreated", "SSVMStarted"} <= set(reasons(api, "z1-ssvm-1")))
+    assert "SSVMCreated" in reasons(api, "z1")
+
+    api.store("s3", "z1")
+    wait_for("3 running SSVMs", running(api, 3))
+    assert set(api.ssvms()) == {"z1-ssvm-1", "z1-ssvm-2", "z1-ssvm-3"}
+    assert len(memory.vms) == 3
+
+
+def test_stop_start_reboot_recreate(api, memory, operator):
+    api.zone("z1")
+    api.store("s1", "z1")
+    api.store("s2", "z1")
+    wait_for("2 running SSVMs", running(api, 2))
+
+    api.patch(c.SSVM_PLURAL, "z1-ssvm-2", {"spec": {"desiredState": "Stopped"}})
+    wait_for("z1-ssvm-2 stopped", lambda: states(api)["z1-ssvm-2"] == "Stopped")
+    assert memory.phase(api.ns, "z1-ssvm-2") == VMPhase.STOPPED
+    wait_for("SSVMStopped event", lambda: "SSVMStopped" in reasons(api, "z1-ssvm-2"))
+
+    api.patch(c.SSVM_PLURAL, "z1-ssvm-2", {"spec": {"desiredState": "Running"}})
+    wait_for("z1-ssvm-2 running again", lambda: states(api)["z1-ssvm-2"] == "Running")
+
+    before = memory.vms[(api.ns, "z1-ssvm-1")].instance
+    api.patch(c.SSVM_PLURAL, "z1-ssvm-1", {"spec": {"rebootRequest": "r1"}})
+    wait_for("reboot acknowledged", lambda: (api.get(c.SSVM_PLURAL, "z1-ssvm-1")["status"].get("observedRebootRequest") == "r1"))
+    assert memory.vms[(api.ns, "z1-ssvm-1")].instance == before + 1
+    wait_for("SSVMRebooted event", lambda: "SSVMRebooted" in reasons(api, "z1-ssvm-1"))
+    wait_for("running after reboot", lambda: states(api)["z1-ssvm-1"] == "Running")
+
+    destroys = memory.calls["destroy"]
+    api.patch(c.SSVM_PLURAL, "z1-ssvm-1", {"spec": {"recreateRequest": "c1"}})
+    wait_for("recreate acknowledged", lambda: api.get(c.SSVM_PLURAL, "z1-ssvm-1")["status"].get("observedRecreateRequest") == "c1")
+    assert memory.calls["destroy"] == destroys + 1
+    wait_for("running after recreate", lambda: states(api)["z1-ssvm-1"] == "Running")
+    # requests are acted on once: a quiet period repeats nothing
+    calls = dict(memory.calls)
+    wait_for("a safety scan", lambda: memory.calls["observe"] > calls["observe"] + 2, timeout=15)
+    assert (memory.calls["reboot"], memory.calls["destroy"]) == (calls["reboot"], calls["destroy"])
+
+
+def test_reboot_of_a_stopped_ssvm_starts_it(api, memory, operator):
+    api.zone("z1")
+    api.store("s1", "z1")
+    api.store("s2", "z1")
+    wait_for("2 running SSVMs", running(api, 2))
+    api.patch(c.SSVM_PLURAL, "z1-ssvm-2", {"spec": {"desiredState": "Stopped"}})
+    wait_for("stopped", lambda: states(api)["z1-ssvm-2"] == "Stopped")
+    api.patch(c.SSVM_PLURAL, "z1-ssvm-2", {"spec": {"rebootRequest": "wake"}})
+    ssvm = wait_for("running", lambda: (s := api.get(c.SSVM_PLURAL, "z1-ssvm-2"))["status"].get("state") == "Running" and s)
+    assert ssvm["spec"]["desiredState"] == "Running" and ssvm["status"]["observedRebootRequest"] == "wake"
+
+
+def test_deleted_ssvm_is_replaced_and_its_vm_destroyed(api, memory, operator):
+    api.zone("z1")
+    api.store("s1", "z1")
+    api.store("s2", "z1")
+    wait_for("2 running SSVMs", running(api, 2))
+    api.delete(c.SSVM_PLURAL, "z1-ssvm-1")
+    wait_for("replacement running", lambda: (s := states(api)) and len(s) == 2 and all(v == "Running" for v in s.values())
+             and api.get(c.SSVM_PLURAL, "z1-ssvm-1") is None or (s if len(s) == 2 and all(v == "Running" for v in s.values()) and
+                                                                  memory.vms.get((api.ns, "z1-ssvm-1")) is not None and False else None))
+    wait_for("2 SSVMs with VMs", lambda: len(api.ssvms()) == 2 and set(k[1] for k in memory.vms) == set(api.ssvms()))
+    wait_for("SSVMDestroyed event", lambda: "SSVMDestroyed" in reasons(api, "z1-ssvm-1"))
+
+
+def test_deleting_a_zone_destroys_its_ssvms_and_vms_first(api, memory, operator):
+    api.zone("z1")
+    api.store("s1", "z1")
+    api.store("s2", "z1")
+    wait_for("2 running SSVMs", running(api, 2))
+    api.delete(c.ZONE_PLURAL, "z1")
+    wait_for("zone gone", lambda: api.get(c.ZONE_PLURAL, "z1") is None)
+    assert api.ssvms() == {}
+    assert not [k for k in memory.vms if k[0] == api.ns]
+
+
+def test_disabling_ssvms_stops_them_without_destroying(api, memory, operator):
+    api.zone("z1")
+    api.store("s1", "z1")
+    api.store("s2", "z1")
+    wait_for("2 running SSVMs", running(api, 2))
+    api.patch(c.ZONE_PLURAL, "z1", {"spec": {"secondaryStorage": {"enabled": False}}})
+    wait_for("all stopped", lambda: set(states(api).values()) == {"Stopped"})
+    assert len(memory.vms) == 2 and all(memory.phase(*k) == VMPhase.STOPPED for k in memory.vms)
+    zone = wait_for("zone ready as disabled", lambda: (z := api.get(c.ZONE_PLURAL, "z1")) and
+                    condition(z, "Ready").get("reason") == "SecondaryStorageDisabled" and z)
+    assert condition(zone, "SecondaryStorageEnabled")["status"] == "False"
+    api.store("s3", "z1")   # a disabled zone gets no new SSVM
+    api.patch(c.ZONE_PLURAL, "z1", {"spec": {"secondaryStorage": {"enabled": True}}})
+    wait_for("3 running after enabling", running(api, 3))
+
+
+def test_not_ready_zone_gets_nothing_and_says_why(api, memory, operator):
+    api.create(c.ZONE_PLURAL, c.ZONE_KIND, "bare", {})
+    api.store("s1", "bare")
+    zone = wait_for("TemplateReady evaluated", lambda: (z := api.get(c.ZONE_PLURAL, "bare")) and
+                    condition(z, "TemplateReady").get("reason") == "TemplateNotConfigured" and z)
+    assert condition(zone, "Ready")["reason"] == "TemplateNotConfigured"
+    assert condition(zone, "ImageStoreAvailable")["status"] == "True"
+    assert api.ssvms() == {}
+
+
+def test_backend_errors_become_conditions_and_events_then_recover(api, memory, operator):
+    memory.inject_failure("ensure", name="z1-ssvm-1", reason="QuotaExceeded", message="no room for the VM", times=10_000)
+    api.zone("z1")
+    api.store("s1", "z1")
+    wait_for("VMReady says QuotaExceeded", lambda: condition(api.get(c.SSVM_PLURAL, "z1-ssvm-1"), "VMReady").get("reason") == "QuotaExceeded")
+    wait_for("SSVMCreateFailed event", lambda: "SSVMCreateFailed" in reasons(api, "z1-ssvm-1"))
+    tries = memory.calls["ensure"]
+    memory.clear_failures()
+    wait_for("running after backoff", running(api, 1))
+    assert len(api.ssvms()) == 1
+    assert tries < 20, "retries back off instead of busy-looping"
+    assert reasons(api, "z1-ssvm-1").count("SSVMCreateFailed") == 1, "one Warning per new reason, not one per retry"
+
+
+def test_failed_restart_from_the_stopped_pool_is_destroyed_and_replaced(api, memory, operator):
+    api.zone("z1")
+    api.store("s1", "z1")
+    wait_for("1 running", running(api, 1))
+    memory.fail_boot("z1-ssvm-1", "ErrImagePull")
+    api.patch(c.SSVM_PLURAL, "z1-ssvm-1", {"spec": {"desiredState": "Stopped"}})
+    # minRunning 1: the zone takes it from the stopped pool, its start fails, it is recycled for a fresh one
+    wait_for("fresh SSVM running", lambda: states(api) == {"z1-ssvm-2": "Running"})
+    assert set(k[1] for k in memory.vms if k[0] == api.ns) == {"z1-ssvm-2"}
