@@ -15,11 +15,12 @@ from typing import Any, Mapping
 import kopf
 
 from .. import constants as c
+from .. import metrics
 from ..backends.base import BackendError
 from ..conditions import set_condition
 from ..core import events as ev
 from ..core.capacity import CapacityPlan, plan_zone_capacity
-from ..core.readiness import evaluate_zone_readiness, zone_status_patch
+from ..core.readiness import evaluate_zone_readiness, zone_ready_condition, zone_status_patch
 from ..core.views import POOL_RESTART_ANNOTATION, SSVMView, StoreView, ZoneView
 from . import ids
 from .kubeapi import ApiError
@@ -170,7 +171,20 @@ async def reconcile_zone(rt: Runtime, zone: Mapping[str, Any], stores: list[Mapp
             rt.wake(c.SSVM_KIND, view.namespace, s["metadata"]["name"])
     await _mark_stores_found(rt, view.namespace, view.name, stores)
     await _write_status(rt, zone, lambda status: zone_status_patch(status, view, readiness, plan, ssvm_views))
+    _record_counts(view, plan, ssvm_views, readiness)
     return failures
+
+
+def _record_counts(view: ZoneView, plan: CapacityPlan, ssvms: list[SSVMView], readiness: Any) -> None:
+    by_state: dict[str, int] = {}
+    for s in ssvms:
+        if not s.deleting and s.state:
+            by_state[s.state] = by_state.get(s.state, 0) + 1
+    counts = plan.counts
+    ready = zone_ready_condition(view, readiness, plan, ssvms).status == "True"
+    metrics.set_zone_counts(view.namespace, view.name, desired=plan.desired, actual=counts.actual, by_state=by_state,
+                            writable_image_stores=counts.writable_image_stores,
+                            read_only_image_stores=counts.image_stores - counts.writable_image_stores, ready=ready)
 
 
 async def zone_daemon(namespace: str, name: str, body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Any,
@@ -184,7 +198,8 @@ async def zone_daemon(namespace: str, name: str, body: kopf.Body, stopped: kopf.
             zone = copy.deepcopy(dict(body))
             stores = [copy.deepcopy(s) for s in stores_by_zone.get((namespace, name), [])]
             ssvms = [copy.deepcopy(s) for s in ssvms_by_zone.get((namespace, name), [])]
-            failures = await reconcile_zone(rt, zone, stores, ssvms, logger)
+            with metrics.observe_reconcile(KIND):
+                failures = await reconcile_zone(rt, zone, stores, ssvms, logger)
             if failures:
                 attempt += 1
                 delay = backoff_delay(attempt, None, rt.max_backoff)
@@ -211,6 +226,7 @@ async def zone_deleted(namespace: str, name: str, memo: kopf.Memo, logger: Any, 
     if mine:
         raise kopf.TemporaryError(f"waiting for {len(mine)} SSVM(s) and their VMs to be destroyed", delay=1)
     rt.forget(KIND, namespace, name)
+    metrics.forget_zone(namespace, name)
     rt.readiness_cache.pop((namespace, name), None)
     rt.pending_creates.pop((namespace, name), None)
     logger.info("zone %s: all SSVMs destroyed", name)
