@@ -1,0 +1,52 @@
+"""An operator killed in the middle of creating SSVMs and started again leaves exactly the expected objects and VMs."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from .harness import states, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def start_operator(kubeconfig: str, namespace: str, state_file: pathlib.Path, log: pathlib.Path) -> subprocess.Popen:
+    exe = pathlib.Path(sys.executable).parent / "ssvm-operator"
+    cmd = [str(exe), "run", "-n", namespace, "--backend-override", f"memory:{state_file}", "--liveness", "none",
+           "--metrics-port", "0", "--scan-interval", "3", "--log-level", "WARNING"]
+    return subprocess.Popen(cmd, env={**os.environ, "KUBECONFIG": str(kubeconfig)}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def vms(state_file: pathlib.Path) -> set[str]:
+    return {vm["name"] for vm in json.loads(state_file.read_text())} if state_file.exists() else set()
+
+
+def test_restart_mid_creation_creates_no_duplicates(api, devcluster, tmp_path):
+    state_file, log = tmp_path / "vms.json", tmp_path / "operator.log"
+    first = start_operator(devcluster.kubeconfig_path, api.ns, state_file, log)
+    try:
+        api.zone("z1")
+        for i in range(3):
+            api.store(f"s{i}", "z1")
+        wait_for("the first SSVM object", lambda: api.ssvms(), interval=0.01)
+    finally:
+        first.send_signal(signal.SIGKILL)   # no clean shutdown: whatever was half done stays half done
+        first.wait(10)
+    second = start_operator(devcluster.kubeconfig_path, api.ns, state_file, log)
+    try:
+        expected = {"z1-ssvm-1", "z1-ssvm-2", "z1-ssvm-3"}
+        wait_for("3 running SSVMs", lambda: states(api) == dict.fromkeys(expected, "Running"), timeout=60)
+        wait_for("3 VMs", lambda: vms(state_file) == expected)
+        assert set(api.ssvms()) == expected
+    finally:
+        second.send_signal(signal.SIGTERM)
+        try:
+            second.wait(20)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.wait(10)
