@@ -107,3 +107,13 @@ def test_sync_waves_apply_crds_then_operator_then_resources():
     assert operator["path"] == "charts/ssvm-operator" and operator["helm"]["skipCrds"] is True
     for app in children.values():
         assert (ROOT / app["spec"]["source"]["path"]).is_dir()
+
+
+def test_operator_application_values_pass_the_chart_schema():
+    chart = ROOT / "charts" / "ssvm-operator"
+    schema = json.loads((chart / "values.schema.json").read_text())
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    (operator,) = [a for a in _applications() if a["metadata"]["name"] == "ssvm-operator"]
+    for key, value in operator["spec"]["source"]["helm"]["valuesObject"].items():
+        values[key] = {**values[key], **value} if isinstance(value, dict) else value
+    jsonschema.validate(values, schema)
