@@ -74,7 +74,8 @@ def run_check(ctx: ActionContext, payload: dict) -> dict:
             record(f"store:{sid}", False, "not mounted", state="unmounted")
             continue
         probe = ctx.effects.probe(target, timeout)
-        record(f"store:{sid}", probe.state == "ok", probe.detail or "mounted and writable", state=probe.state)
+        healthy = probe.state == "ok" or (probe.state == "readonly" and stores[sid].get("readOnly", False))
+        record(f"store:{sid}", healthy, probe.detail or "mounted and writable", state=probe.state)
 
     management = payload.get("management")
     if management:

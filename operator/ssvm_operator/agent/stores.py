@@ -116,7 +116,8 @@ def setup_store(ctx: ActionContext, payload: dict) -> dict:
         _mount(ctx, source, target, options, timeout)
     layout = _ensure_layout(ctx, target, read_only=bool(payload.get("readOnly")), timeout=timeout)
     stores = _recorded(ctx)
-    stores[sid] = {"url": payload["url"], "source": source, "mountPoint": str(target), "options": options}
+    stores[sid] = {"url": payload["url"], "source": source, "mountPoint": str(target), "options": options,
+                   "readOnly": bool(payload.get("readOnly"))}
     write_json(ctx.paths.stores, stores)
     return {"storeId": sid, "mountPoint": str(target), "parentDir": str(target), "alreadyMounted": already,
             "options": options, "layout": layout}

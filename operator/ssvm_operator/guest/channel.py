@@ -230,7 +230,7 @@ class SSHGuestChannel:
             if channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready():
                 return bytes(out), bytes(err)
             if not progressed:
-                channel.status_event.wait(0.01)  # short nap; wakes early once the command exits
+                time.sleep(0.005) if channel.status_event.is_set() else channel.status_event.wait(0.01)
 
     @staticmethod
     def _result(target: GuestTarget, action: str, code: int, stdout: bytes, stderr: bytes,
