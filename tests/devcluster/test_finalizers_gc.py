@@ -87,3 +87,9 @@ async def test_deleting_a_namespace_deletes_its_content(http, ns):
     await http.eventually(f"/api/v1/namespaces/{ns}", gone)
     status, _ = await http.get(widgets_path(ns, "inside"))
     assert status == 404
+
+
+async def test_namespace_status_subresource(http, ns):
+    status, obj = await http.get(f"/api/v1/namespaces/{ns}/status")
+    assert status == 200 and obj["kind"] == "Namespace" and obj["status"]["phase"] == "Active"
+    assert obj["metadata"]["labels"]["kubernetes.io/metadata.name"] == ns

@@ -37,7 +37,8 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
         group, version, rest = parts[1], parts[2], parts[3:]
     namespace = None
     # /namespaces/{ns}/{resource}... ; but /namespaces and /namespaces/{name}[/status] address namespaces
-    if rest[0] == "namespaces" and len(rest) >= 3:
+    own_sub = group == "" and len(rest) == 3 and rest[2] in ("status", "finalize")  # a namespace's subresources
+    if rest[0] == "namespaces" and len(rest) >= 3 and not own_sub:
         namespace, rest = rest[1], rest[2:]
     resource = rest[0]
     name = rest[1] if len(rest) > 1 else None
