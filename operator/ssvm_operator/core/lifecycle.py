@@ -30,6 +30,10 @@ class GateResult:
     passed: bool
     reason: str = "StartGatePassed"
     message: str = ""
+    condition: str | None = None   # a gate with a condition of its own (the SSH gate: SSHReady) has it written
+
+# Conditions a gate-with-condition's guest operations keep; Ready is True only when each one is True.
+GUEST_CONDITIONS = ("StoresMounted", "FirewallProgrammed", "Healthy")
 
 
 @dataclass(frozen=True)
@@ -209,10 +213,28 @@ def ssvm_status_patch(status: Mapping[str, Any] | None, req: SSVMRequest, observ
     patch = {k: v for k, v in wanted.items() if status.get(k) != v and not (v is None and status.get(k) is None)}
     conditions = list(status.get("conditions") or [])
     for cond in ssvm_conditions(req, observed, gate, state, zone_found=zone_found, desired_running=plan.desired_running, error=error):
+        if cond.type == "Ready" and cond.status == "True" and gate.condition:
+            cond = _guest_summary(conditions) or cond
         conditions = set_condition(conditions, cond.type, cond.status, cond.reason, cond.message, req.generation, now)
+    if gate.condition and observed is not None:
+        running = observed.phase == VMPhase.RUNNING
+        conditions = set_condition(conditions, gate.condition, ("True" if gate.passed else "False") if running else "Unknown",
+                                   gate.reason if running else "VMNotRunning", gate.message if running else "The VM is not running.",
+                                   req.generation, now)
     if conditions != list(status.get("conditions") or []):
         patch["conditions"] = conditions
     return patch
+
+
+def _guest_summary(conditions: list[dict[str, Any]]) -> CondSpec | None:
+    """Ready=False naming the first guest condition that is not True (None: all are)."""
+    for type_ in GUEST_CONDITIONS:
+        cond = next((c for c in conditions if c.get("type") == type_), None)
+        if cond is None or cond.get("status") != "True":
+            if cond is not None and cond.get("status") == "False":
+                return CondSpec("Ready", "False", cond.get("reason") or type_, cond.get("message") or "")
+            return CondSpec("Ready", "False", f"{type_}Pending", f"Running; waiting for {type_}.")
+    return None
 
 
 def transition_events(name: str, old_state: str | None, new_state: str | None) -> tuple[ev.EventSpec, ...]:
