@@ -58,12 +58,11 @@ class Runtime:
     last_errors: dict[Key, str] = field(default_factory=dict)
     _written: dict[Key, tuple[set[str], dict[str, Any]]] = field(default_factory=dict)
 
-    def remember_write(self, kind: str, namespace: str, name: str, written_over: str | None, response: dict[str, Any]) -> None:
+    def remember_write(self, kind: str, namespace: str, name: str, written_over: tuple[str | None, ...], response: dict[str, Any]) -> None:
         """Our own write's result, used until the watch stream delivers it (so a request is never acted on twice)."""
         key = (kind, namespace, name)
         stale = self._written[key][0] if key in self._written else set()
-        if written_over:
-            stale.add(written_over)
+        stale.update(rv for rv in written_over if rv)
         self._written[key] = (stale, response)
 
     def freshest(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:

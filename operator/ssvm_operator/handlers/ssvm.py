@@ -96,7 +96,7 @@ async def _write_status(rt: Runtime, ssvm: Mapping[str, Any], compute: Any) -> d
         try:
             before = current["metadata"].get("resourceVersion")
             response = await rt.api.patch_status(c.SSVM_PLURAL, ns, name, patch, before)
-            rt.remember_write(KIND, ns, name, before, response)
+            rt.remember_write(KIND, ns, name, (ssvm["metadata"].get("resourceVersion"), before), response)
             return patch
         except ApiError as e:
             if e.status != 409:
@@ -145,7 +145,7 @@ async def reconcile_ssvm(rt: Runtime, ssvm: Mapping[str, Any], zone: Mapping[str
         if plan.clear_pool_restart:
             patch["metadata"] = {"annotations": {POOL_RESTART_ANNOTATION: None}}
         response = await rt.api.patch(c.SSVM_PLURAL, ns, name, patch)
-        rt.remember_write(KIND, ns, name, meta.get("resourceVersion"), response)
+        rt.remember_write(KIND, ns, name, (meta.get("resourceVersion"),), response)
         ssvm = response
     gate = await _gate(rt, ssvm, zone, observed, backend) if backend is not None else GateResult(False, "ZoneNotFound")
     kind = rt.backends.kind_of(zone_spec)
