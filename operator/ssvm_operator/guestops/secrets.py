@@ -1,0 +1,273 @@
+"""Key material in Secrets: the operator's SSH key pair, one pinned host key per SSVM, the copy password.
+
+A host key is generated once into a Secret owned by its SSVM and never regenerated while that Secret
+exists, so the pin stays stable across VM recreation and operator restarts. Values never leave this
+module except into a VM request, a channel or a payload (all of which redact them).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets as pysecrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, TypeVar
+
+from ..guest.keys import fingerprint, generate_keypair, load_private_key, public_line
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+OPERATOR_KEY_SECRET = "ssvm-operator-ssh"   # operator-wide key, one per namespace, when the zone names none
+PRIVATE, PUBLIC = "ssh-privatekey", "ssh-publickey"   # kubernetes.io/ssh-auth key names
+PASSWORD = "password"
+
+
+class KeyMaterialError(Exception):
+    """Key material is missing or unreadable; `reason` suits a condition (its message never quotes a value)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+@dataclass(frozen=True)
+class HostKey:
+    public: str
+    private: str = field(repr=False)
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class OperatorKey:
+    public: str
+    private: str = field(repr=False)
+    fingerprint: str = ""
+    version: str = ""         # Secret name/resourceVersion: a changed key gets a new channel
+
+
+@dataclass(frozen=True)
+class CopyPassword:
+    value: str = field(repr=False)
+    version: str = ""         # the Secret's resourceVersion: enters the action hash instead of the value
+
+
+class SecretsApi(Protocol):
+    """Three calls on core/v1 Secrets; None for a missing one, False for a create that lost to another."""
+
+    async def read(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+def secret_value(secret: Mapping[str, Any], key: str) -> str | None:
+    """A key of a Secret as text, from `data` (base64) or `stringData` (emulators may keep it)."""
+    data = secret.get("data") or {}
+    if key in data and data[key] is not None:
+        return base64.b64decode(data[key]).decode()
+    value = (secret.get("stringData") or {}).get(key)
+    return value if isinstance(value, str) else None
+
+
+def _owner(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {"apiVersion": body.get("apiVersion", "ssvm.io/v1alpha1"), "kind": body.get("kind", "SecondaryStorageVM"),
+            "name": meta["name"], "uid": meta.get("uid", ""), "controller": True, "blockOwnerDeletion": True}
+
+
+def _secret(namespace: str, name: str, values: Mapping[str, str], *, owner: Mapping[str, Any] | None = None,
+            type_: str = "Opaque", labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace,
+                            "labels": {"app.kubernetes.io/managed-by": "ssvm-operator", **(labels or {})}}
+    if owner is not None:
+        meta["ownerReferences"] = [_owner(owner)]
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": type_,
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}}
+
+
+def host_key_secret_name(ssvm_name: str) -> str:
+    return f"{ssvm_name}-ssh-hostkey"
+
+
+def copy_password_secret_name(zone_name: str) -> str:
+    return f"{zone_name}-ssvm-copy"
+
+
+class KeyStore:
+    """Reads (and creates once) the key Secrets; caches host keys for good and the rest for `ttl` seconds."""
+
+    def __init__(self, api: SecretsApi, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.api, self.ttl, self.clock = api, ttl, clock
+        self._host: dict[tuple[str, str, str], HostKey] = {}
+        self._cached: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+
+    async def _once(self, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+        """`make()` at most once per key at a time, its answer reused for `ttl` seconds."""
+        hit = self._cached.get(key)
+        if hit and self.clock() - hit[0] < self.ttl:
+            return hit[1]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            hit = self._cached.get(key)
+            if hit and self.clock() - hit[0] < self.ttl:
+                return hit[1]
+            value = await make()
+            self._cached[key] = (self.clock(), value)
+            return value
+
+    async def _read_or_create(self, namespace: str, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        found = await self.api.read(namespace, name)
+        if found is not None:
+            return found
+        created = await self.api.create(namespace, build())
+        if created:
+            return created
+        found = await self.api.read(namespace, name)   # another writer won the create: use theirs
+        if found is None:
+            raise KeyMaterialError("SecretUnavailable", f"Secret {namespace}/{name} could not be created or read")
+        return found
+
+    # --- per SSVM host key ---
+    async def host_key(self, ssvm: Mapping[str, Any], create: bool = True) -> HostKey:
+        meta = ssvm["metadata"]
+        ns, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
+        cached = self._host.get((ns, name, uid))
+        if cached is not None:
+            return cached
+        secret_name = host_key_secret_name(name)
+
+        def build() -> dict[str, Any]:
+            pair = generate_keypair(f"ssvm-host-{name}")
+            return _secret(ns, secret_name, {PRIVATE: pair.private_openssh, PUBLIC: pair.public_openssh}, owner=ssvm,
+                           labels={"ssvm.io/ssvm": name})
+
+        secret = await (self._read_or_create(ns, secret_name, build) if create else self.api.read(ns, secret_name))
+        if secret is None:
+            raise KeyMaterialError("HostKeyMissing", f"Secret {ns}/{secret_name} with the pinned host key does not exist")
+        owners = (secret.get("metadata") or {}).get("ownerReferences") or []
+        if uid and owners and not any(o.get("uid") == uid for o in owners):
+            # A Secret left by an earlier SSVM of the same name: GC will take it; its key must not be pinned.
+            raise KeyMaterialError("HostKeyStale", f"Secret {ns}/{secret_name} belongs to an earlier SSVM {name}; waiting for its removal")
+        private, public = secret_value(secret, PRIVATE), secret_value(secret, PUBLIC)
+        if not private or not public:
+            raise KeyMaterialError("HostKeyInvalid", f"Secret {ns}/{secret_name} lacks {PRIVATE} or {PUBLIC}")
+        key = HostKey(public.strip(), private, fingerprint(public.strip()))
+        self._host[(ns, name, uid)] = key
+        return key
+
+    def forget_host(self, namespace: str, name: str) -> None:
+        for key in [k for k in self._host if k[:2] == (namespace, name)]:
+            del self._host[key]
+
+    # --- the operator's key ---
+    async def operator_key(self, zone: Mapping[str, Any]) -> OperatorKey:
+        ns = zone["metadata"]["namespace"]
+        ref = ((zone.get("spec") or {}).get("secondaryStorage") or {}).get("sshKeySecretRef")
+        name, key = (ref["name"], ref["key"]) if ref else (OPERATOR_KEY_SECRET, PRIVATE)
+
+        async def make() -> OperatorKey:
+            if ref:
+                secret = await self.api.read(ns, name)
+                if secret is None:
+                    raise KeyMaterialError("SSHKeySecretNotFound", f"Secret {ns}/{name} (sshKeySecretRef) does not exist")
+            else:
+                def build() -> dict[str, Any]:
+                    pair = generate_keypair("ssvm-operator")
+                    return _secret(ns, name, {PRIVATE: pair.private_openssh, PUBLIC: pair.public_openssh},
+                                   type_="kubernetes.io/ssh-auth")
+                secret = await self._read_or_create(ns, name, build)
+            private = secret_value(secret, key)
+            if not private:
+                raise KeyMaterialError("SSHKeyMissing", f"Secret {ns}/{name} has no key {key}")
+            try:
+                pkey = load_private_key(private)
+            except Exception:  # noqa: BLE001 - InvalidKey and friends: never quote the content
+                raise KeyMaterialError("SSHKeyInvalid", f"Secret {ns}/{name} key {key} is not an OpenSSH/PEM private key") from None
+            line = f"{public_line(pkey)} ssvm-operator"
+            rv = (secret.get("metadata") or {}).get("resourceVersion", "")
+            return OperatorKey(line, private, fingerprint(pkey), f"{name}/{rv}")
+
+        return await self._once(("op", ns, name, key), make)
+
+    # --- the copy password ---
+    async def copy_password(self, zone: Mapping[str, Any]) -> CopyPassword:
+        meta = zone["metadata"]
+        ns = meta["namespace"]
+        ref = ((zone.get("spec") or {}).get("secondaryStorage") or {}).get("copyPasswordSecretRef")
+        name, key = (ref["name"], ref["key"]) if ref else (copy_password_secret_name(meta["name"]), PASSWORD)
+
+        async def make() -> CopyPassword:
+            if ref:
+                secret = await self.api.read(ns, name)
+                if secret is None:
+                    raise KeyMaterialError("CopyPasswordSecretNotFound", f"Secret {ns}/{name} (copyPasswordSecretRef) does not exist")
+            else:
+                zone_body = {"apiVersion": "ssvm.io/v1alpha1", "kind": "Zone", "metadata": meta}
+                secret = await self._read_or_create(ns, name, lambda: _secret(
+                    ns, name, {PASSWORD: pysecrets.token_urlsafe(24)}, owner=zone_body, labels={"ssvm.io/zone": meta["name"]}))
+            value = secret_value(secret, key)
+            if not value:
+                raise KeyMaterialError("CopyPasswordMissing", f"Secret {ns}/{name} has no key {key}")
+            return CopyPassword(value, f"{name}/{(secret.get('metadata') or {}).get('resourceVersion', '')}")
+
+        return await self._once(("copy", ns, name, key), make)
+
+
+class KubeSecretsApi:
+    """SecretsApi on the blocking `kubernetes` client, each call in a thread with a timeout."""
+
+    def __init__(self, api_client: Any, timeout: float = 15.0) -> None:
+        from kubernetes import client as k8s
+        self.core = k8s.CoreV1Api(api_client)
+        self.timeout = timeout
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.wait_for(asyncio.to_thread(fn, *args, _request_timeout=self.timeout), self.timeout + 1)
+
+    async def read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+        try:
+            resp = await self._call(self.core.read_namespaced_secret, name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise KeyMaterialError("SecretUnavailable", f"reading Secret {namespace}/{name}: {e.status} {e.reason}") from None
+        return self.core.api_client.sanitize_for_serialization(resp)
+
+    async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+        try:
+            resp = await self._call(self.core.create_namespaced_secret, namespace, body)
+        except ApiException as e:
+            if e.status == 409:
+                return None
+            raise KeyMaterialError("SecretUnavailable", f"creating Secret {namespace}/{body['metadata']['name']}: {e.status} {e.reason}") from None
+        log.info("created Secret %s/%s", namespace, body["metadata"]["name"])
+        return self.core.api_client.sanitize_for_serialization(resp)
+
+
+class MemorySecretsApi:
+    """SecretsApi in memory (unit tests, bench): resourceVersions count up like a server's."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        self._rv = 0
+        self.reads = 0
+
+    async def read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads += 1
+        found = self.secrets.get((namespace, name))
+        return None if found is None else {**found, "metadata": dict(found["metadata"])}
+
+    async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        if (namespace, body["metadata"]["name"]) in self.secrets:
+            return None
+        return self.put(namespace, body)
+
+    def put(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._rv += 1
+        stored = {**body, "metadata": {**body["metadata"], "namespace": namespace, "resourceVersion": str(self._rv)}}
+        self.secrets[(namespace, body["metadata"]["name"])] = stored
+        return stored
