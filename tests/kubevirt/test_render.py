@@ -57,7 +57,7 @@ def test_render_refuses_a_bad_manifest_naming_the_field(capsys, tmp_path):
     path.write_text(yaml.safe_dump(bad))
     docs, out, err = _render(capsys, str(path), expect=1)
     assert out == "" and docs == []
-    assert "Zone/zone2: spec.networkType: Unsupported value: 'Flat'" in err
+    assert 'Zone/zone2: spec.networkType: Unsupported value: "Flat"' in err
     bad["spec"]["networkType"] = "Basic"
     path.write_text(yaml.safe_dump(bad))
     _, _, err = _render(capsys, str(path), expect=1)

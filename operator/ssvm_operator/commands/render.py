@@ -90,8 +90,8 @@ def admit_documents(docs: list[tuple[str, dict[str, Any]]], namespace: str) -> I
         import celpy  # noqa: F401 - admission evaluates the CEL rules with it
         from ..api.validation import admit
     except ImportError as e:
-        raise RenderError([f"render needs jsonschema and cel-python ({e.name} is missing): "
-                           "pip install 'ssvm-operator[devcluster]'"]) from None
+        raise RenderError([f"render checks CEL rules with cel-python ({e.name} is missing): "
+                           "pip install 'ssvm-operator[render]'"]) from None
     schemas = {crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] for crd in all_crds()}
     inputs, problems = Inputs(), []
     buckets = {c.ZONE_KIND: inputs.zones, c.IMAGESTORE_KIND: inputs.stores, c.SSVM_KIND: inputs.ssvms}

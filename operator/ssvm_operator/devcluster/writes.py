@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from . import errors, patching, schema
+from ..admission import schema
+from . import errors, patching
 from .registry import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, from_crd
 from .store import Store, now_iso
 
@@ -52,7 +53,7 @@ class Writer:
                                      f"strict decoding error: {listed}")
         if unknown and mode == "Warn":
             warnings.extend(f'unknown field "{u}"' for u in unknown)
-        old_for_rules = old if old is not None else schema._NO_CHECK
+        old_for_rules = old if old is not None else schema.NO_OLD_OBJECT
         causes = schema.validate(obj, body_schema, "", old=old_for_rules, root=True)
         if causes:
             raise errors.invalid(rt.kind, rt.group, name, causes)

@@ -15,7 +15,7 @@ from typing import Any
 from . import cel
 
 ROOT_FIELDS = {"apiVersion", "kind", "metadata"}
-_NO_CHECK = object()
+NO_OLD_OBJECT = _NO_CHECK = object()  # "no old object": transition rules are skipped
 
 
 def _is_nullable(schema: dict[str, Any]) -> bool:
