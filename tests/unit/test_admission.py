@@ -175,3 +175,13 @@ def test_allowed_site_normalised_to_cidr(site, cidr):
 @pytest.mark.parametrize("url,endpoint", [("http://proxy", ("proxy", 3128)), ("http://10.0.0.3:8080/", ("10.0.0.3", 8080))])
 def test_proxy_port_defaults_to_3128(url, endpoint):
     assert proxy_endpoint(url) == endpoint
+
+
+def test_cel_rules_still_run_beside_pattern_errors_but_not_beside_type_errors(crd_schemas):
+    # kube-apiserver skips CEL only for blocking errors (wrong type, missing required field).
+    both = with_fields("Zone", **{SS + "minRunning": 4, SS + "maxCount": 3, SS + "allowedInternalSites": ["intranet"]})
+    fields = {e.field for e in admit(crd_schemas["Zone"], both)[1]}
+    assert {"spec.secondaryStorage.minRunning", "spec.secondaryStorage.allowedInternalSites[0]"} <= fields
+    typed = with_fields("Zone", **{SS + "minRunning": 4, SS + "maxCount": "three"})
+    errors = admit(crd_schemas["Zone"], typed)[1]
+    assert [(e.field, e.reason) for e in errors] == [("spec.secondaryStorage.maxCount", "FieldValueTypeInvalid")]

@@ -122,8 +122,12 @@ def _cause(reason: str, field: str, message: str) -> dict[str, str]:
     return {"reason": reason, "message": message, "field": field}
 
 
-def _invalid(field: str, value: Any, msg: str) -> dict[str, str]:
-    return _cause("FieldValueInvalid", field, f"Invalid value: {_q(value)}: {msg}")
+def _invalid(field: str, value: Any, msg: str, reason: str = "FieldValueInvalid") -> dict[str, str]:
+    return _cause(reason, field, f"Invalid value: {_q(value)}: {msg}")
+
+
+# As in kube-apiserver, only these stop CEL rules from running: rules may assume types and required fields.
+_BLOCKING = frozenset({"FieldValueTypeInvalid", "FieldValueRequired"})
 
 
 def _format_ok(fmt: str, value: str) -> bool:
@@ -168,14 +172,16 @@ def validate(value: Any, schema: dict[str, Any], path: str, old: Any = _NO_CHECK
         if _is_nullable(schema):
             return []
         if "type" in schema:
-            return [_invalid(field, None, f"{field} in body must be of type {schema['type']}: \"null\"")]
+            return [_invalid(field, None, f"{field} in body must be of type {schema['type']}: \"null\"", "FieldValueTypeInvalid")]
         return []
     typ = schema.get("type")
     if schema.get("x-kubernetes-int-or-string"):
         if not (isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))):
-            return [_invalid(field, _type_name(value), f"{field} in body must be of type integer,string: {_q(_type_name(value))}")]
+            return [_invalid(field, _type_name(value), f"{field} in body must be of type integer,string: {_q(_type_name(value))}",
+                             "FieldValueTypeInvalid")]
     elif typ and not _type_ok(value, typ):
-        return [_invalid(field, _type_name(value), f"{field} in body must be of type {typ}: {_q(_type_name(value))}")]
+        return [_invalid(field, _type_name(value), f"{field} in body must be of type {typ}: {_q(_type_name(value))}",
+                         "FieldValueTypeInvalid")]
 
     if "enum" in schema and value not in schema["enum"]:
         allowed = ", ".join(_q(v) for v in schema["enum"])
@@ -199,7 +205,7 @@ def validate(value: Any, schema: dict[str, Any], path: str, old: Any = _NO_CHECK
             causes.append(_invalid(field, value, f"{field} in body must match exactly one schema in oneOf"))
     if "not" in schema and not validate(value, schema["not"], path, old):
         causes.append(_invalid(field, value, f"{field} in body must not validate the schema (not)"))
-    if not causes and schema.get("x-kubernetes-validations"):
+    if schema.get("x-kubernetes-validations") and not any(c["reason"] in _BLOCKING for c in causes):
         causes += cel.check_rules(schema, value, old if old is not _NO_CHECK else cel.NO_OLD, path)
     return causes
 
