@@ -1,0 +1,131 @@
+"""Guest operations end to end on the dev cluster: the KubeVirt simulator, simulated guests running the
+real agent behind real SSH on loopback addresses, and the operator (kopf) with the kubevirt backend."""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client as k8s
+
+from ssvm_operator import constants as c
+from ssvm_operator.devcluster import DevCluster
+from ssvm_operator.devcluster.sim_guests import HOST_KEY_ANNOTATION, GuestSimConfig, GuestSimulator
+from ssvm_operator.devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
+from ssvm_operator.guest.keys import fingerprint
+from tests.conftest import kubectl_run
+
+from .conftest import CRDS
+from .harness import Api, OperatorThread, condition, wait_for
+
+pytestmark = pytest.mark.integration
+CONTROL_RANGE = "127.78.0.0/16"   # loopback: the simulated guests bind there
+
+
+@pytest.fixture(scope="module")
+def guest_cluster(tmp_path_factory) -> Iterator[tuple[DevCluster, GuestSimulator]]:
+    guests = GuestSimulator(GuestSimConfig(state_root=str(tmp_path_factory.mktemp("guests")), copy_port=0))
+    kubevirt = KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2, control_range=CONTROL_RANGE))
+    with DevCluster(kubeconfig=tmp_path_factory.mktemp("guest-devcluster") / "kubeconfig", simulators=[kubevirt, guests]) as cluster:
+        wait_for("the KubeVirt CRDs", lambda: kubectl_run(cluster.kubeconfig_path, "get", "--raw", "/apis/kubevirt.io/v1",
+                                                           check=False).returncode == 0)
+        kubectl_run(cluster.kubeconfig_path, "apply", "-f", str(CRDS))
+        yield cluster, guests
+
+
+@pytest.fixture()
+def gapi(guest_cluster, monkeypatch) -> Api:
+    cluster, _ = guest_cluster
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig_path))
+    ns = f"g-{uuid.uuid4().hex[:8]}"
+    kubectl_run(cluster.kubeconfig_path, "create", "namespace", ns)
+    return Api(str(cluster.kubeconfig_path), ns)
+
+
+def _zone(api: Api, name: str) -> None:
+    api.create(c.ZONE_PLURAL, c.ZONE_KIND, name, {"secondaryStorage": {
+        "template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.19"}},
+        "health": {"intervalSeconds": 5, "failureThreshold": 3}}})
+
+
+def _ready_ssvms(api: Api, n: int):
+    def check():
+        ssvms = api.ssvms()
+        ok = len(ssvms) == n and all(
+            s.get("status", {}).get("state") == "Running" and condition(s, "Ready").get("status") == "True"
+            and (s["status"].get("health") or {}).get("healthy") for s in ssvms.values())
+        return ssvms if ok else None
+    return check
+
+
+def _secret_text(api: Api, name: str, key: str) -> str:
+    secret = api.core.read_namespaced_secret(name, api.ns)
+    if secret.data and key in secret.data:
+        return base64.b64decode(secret.data[key]).decode()
+    return (secret.string_data or {})[key]
+
+
+def test_a_zone_converges_to_running_ssvms_with_applied_actions(gapi, guest_cluster):
+    _, guests = guest_cluster
+    _zone(gapi, "z1")
+    gapi.store("s1", "z1")
+    gapi.store("s2", "z1")
+    with OperatorThread(gapi.ns, None, scan_interval=3.0):
+        ssvms = wait_for("2 SSVMs Running, Ready and healthy", _ready_ssvms(gapi, 2), timeout=90)
+        for name, s in ssvms.items():
+            st = s["status"]
+            assert st["nics"]["control"]["ip"].startswith("127.78."), st["nics"]
+            for key in ("setupStore", "firewall", "vmSetup"):
+                rec = st["actions"][key]
+                assert rec["result"] == "Succeeded" and rec["appliedHash"] == rec["desiredHash"], (name, key, rec)
+            for type_ in ("SSHReady", "StoresMounted", "FirewallProgrammed", "Healthy"):
+                assert condition(s, type_)["status"] == "True", (name, type_, condition(s, type_))
+            host_public = _secret_text(gapi, f"{name}-ssh-hostkey", "ssh-publickey")
+            assert st["hostKeyFingerprint"] == fingerprint(host_public.strip())
+            owner = gapi.core.read_namespaced_secret(f"{name}-ssh-hostkey", gapi.ns).metadata.owner_references[0]
+            assert (owner.kind, owner.name, owner.uid) == (c.SSVM_KIND, name, s["metadata"]["uid"])
+        # The mesh: each guest's copy port admits exactly the other SSVM's public address.
+        public = {n: s["status"]["nics"]["public"]["ip"] for n, s in ssvms.items()}
+        for name in ssvms:
+            _, guest = guests.guests[(gapi.ns, name)]
+            allow = json.loads((guest.state_dir / "etc/ssvm-agent/copy-server.json").read_text())["allow"]
+            assert allow == [ip for n, ip in public.items() if n != name]
+        stores = {n: gapi.get(c.IMAGESTORE_PLURAL, n) for n in ("s1", "s2")}
+        for store in stores.values():
+            mounts = store["status"]["mounts"]
+            assert sorted(m["ssvm"] for m in mounts) == sorted(ssvms), mounts
+            assert all(m["result"] == "Mounted" and "/mnt/SecStorage/" in m["parentDir"] for m in mounts)
+            assert condition(store, "Mounted")["status"] == "True" and condition(store, "Ready")["status"] == "True"
+        before = {n: s["status"]["actions"] for n, s in gapi.ssvms().items()}
+        checks = {n: s["status"]["health"]["lastCheckTime"] for n, s in gapi.ssvms().items()}
+    # An operator restart re-pushes nothing: after its first health checks, every action record is as it was.
+    with OperatorThread(gapi.ns, None, scan_interval=3.0):
+        wait_for("a health check by the new operator", lambda: all(
+            s["status"]["health"]["lastCheckTime"] != checks[n] for n, s in gapi.ssvms().items()), timeout=60)
+        assert {n: s["status"]["actions"] for n, s in gapi.ssvms().items()} == before
+    # No secret value in any status or event.
+    password = _secret_text(gapi, "z1-ssvm-copy", "password")
+    operator_key = _secret_text(gapi, "ssvm-operator-ssh", "ssh-privatekey")
+    dumped = json.dumps([gapi.list(c.SSVM_PLURAL), gapi.list(c.IMAGESTORE_PLURAL), gapi.list(c.ZONE_PLURAL)]) + \
+        json.dumps(gapi.events(), default=str)
+    assert password not in dumped
+    assert all(line not in dumped for line in operator_key.splitlines() if len(line) > 20 and "-----" not in line)
+
+
+def test_a_guest_presenting_another_host_key_is_refused(gapi):
+    _zone(gapi, "z1")
+    gapi.store("s1", "z1")
+    with OperatorThread(gapi.ns, None, scan_interval=3.0):
+        wait_for("1 SSVM Running", _ready_ssvms(gapi, 1), timeout=90)
+        custom = k8s.CustomObjectsApi(gapi.client)
+        custom.patch_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1",
+                                              {"metadata": {"annotations": {HOST_KEY_ANNOTATION: "impostor"}}},
+                                              _content_type="application/merge-patch+json")
+        gapi.patch(c.SSVM_PLURAL, "z1-ssvm-1", {"spec": {"rebootRequest": "r1"}})
+        ssvm = wait_for("SSHReady=False HostKeyMismatch", lambda: (s := gapi.get(c.SSVM_PLURAL, "z1-ssvm-1"))
+                        and condition(s, "SSHReady").get("reason") == "HostKeyMismatch" and s, timeout=60)
+        assert condition(ssvm, "SSHReady")["status"] == "False"
+        assert ssvm["status"]["state"] == "Starting"
+        assert condition(ssvm, "Ready")["status"] == "False"
