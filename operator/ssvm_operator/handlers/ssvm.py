@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import inspect
 from typing import Any, Mapping
 
 import kopf
@@ -60,7 +61,8 @@ async def _act(backend: VMBackend, rt: Runtime, plan: LifecyclePlan, ssvm: Mappi
     ns, name = ssvm["metadata"]["namespace"], ssvm["metadata"]["name"]
     for action in plan.actions:
         if action.kind == "ensure":
-            await backend.ensure(rt.vm_request(ssvm, zone, bool(action.running)))
+            request = rt.vm_request(ssvm, zone, bool(action.running))
+            await backend.ensure(await request if inspect.isawaitable(request) else request)  # the guest builder is async (key Secrets)
         elif action.kind == "start":
             await backend.start(ns, name)
         elif action.kind == "stop":
