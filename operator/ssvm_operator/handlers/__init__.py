@@ -6,9 +6,9 @@ import kopf
 
 def build_registry() -> kopf.OperatorRegistry:
     """A fresh registry holding every handler of the operator."""
-    from . import imagestore, initial_status, settings, ssvm, startup, zone
+    from . import guest, imagestore, initial_status, settings, ssvm, startup, zone
 
     registry = kopf.OperatorRegistry()
-    for module in (settings, startup, initial_status, zone, imagestore, ssvm):
+    for module in (settings, startup, initial_status, zone, imagestore, ssvm, guest):
         module.register(registry)
     return registry
