@@ -29,7 +29,7 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 # Modules whose import registers simulators; the dev cluster runs all of them unless told not to.
-BUILTIN_MODULES: tuple[str, ...] = ("ssvm_operator.devcluster.sim_kubevirt",)
+BUILTIN_MODULES: tuple[str, ...] = ("ssvm_operator.devcluster.sim_kubevirt", "ssvm_operator.devcluster.sim_guests")
 
 _REGISTRY: dict[str, Callable[[], "Simulator"]] = {}
 
