@@ -1,0 +1,159 @@
+"""The firewall mesh when N SSVMs come up at once: SSH pushes and time to converge, against
+CloudStack's per-join fan-out (N(N+1)/2 firewall commands); then pushes per hour at steady state
+(the goal is zero).
+
+By default each SSVM is a simulated guest (`guest.simserver`: real SSH with its pinned host key on
+its own loopback address 127.62.x.y, port 3922, running the real agent in a state dir); `--transport
+fake` runs the agent in-process instead. The guest workers, the mesh's quiet period and the action
+hashes are the operator's own code (guestops); the lifecycle's part (VM up, gate, Running) is
+played by the in-memory cluster. Prints a JSON document, then a table.
+
+  .venv/bin/python bench/guest_mesh_bench.py [--ssvms 50] [--transport ssh|fake] [--steady-seconds 10]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pathlib
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import Any, Mapping
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "operator"))
+
+from ssvm_operator.guest.channel import SSHGuestChannel, Timeouts  # noqa: E402
+from ssvm_operator.guest.fake import FakeGuestChannel  # noqa: E402
+from ssvm_operator.guest.simserver import start_simulated_guest  # noqa: E402
+from ssvm_operator.guestops.engine import GuestOps, GuestSettings  # noqa: E402
+from ssvm_operator.guestops.memcluster import MemoryCluster  # noqa: E402
+from ssvm_operator.guestops.mesh import Mesh  # noqa: E402
+from ssvm_operator.guestops.secrets import KeyStore, MemorySecretsApi  # noqa: E402
+
+NS, ZONE = "bench", "z1"
+PUSHES = ("setup-store", "firewall", "vm-setup")
+
+
+class Counting:
+    """A channel wrapper counting every call by action."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls = inner, Counter()
+
+    async def run_action(self, target: Any, action: str, payload: Mapping[str, Any]) -> Any:
+        self.calls[action] += 1
+        return await self.inner.run_action(target, action, payload)
+
+
+def address(i: int) -> str:
+    return f"127.62.{i // 250}.{i % 250 + 2}"
+
+
+async def bench(n: int, transport: str, steady_seconds: float, quiet: float) -> dict[str, Any]:
+    cluster = MemoryCluster()
+    cluster.add_zone(NS, ZONE, health={"intervalSeconds": 5, "failureThreshold": 3})
+    cluster.add_store(NS, "store-1", ZONE)
+    for i in range(n):
+        cluster.add_ssvm(NS, f"ssvm-{i}", ZONE, address(i))
+    secrets = MemorySecretsApi()
+    keys = KeyStore(secrets)
+    guests, tmp = [], tempfile.TemporaryDirectory(prefix="guest-mesh-bench-")
+    fake = FakeGuestChannel(pathlib.Path(tmp.name) / "fake") if transport == "fake" else None
+    channels: dict[Any, Counting] = {}
+
+    def factory(key: Any, timeouts: Timeouts) -> Counting:
+        inner = fake if fake is not None else SSHGuestChannel(key.private, timeouts)
+        return channels.setdefault((key.fingerprint, timeouts), Counting(inner))
+
+    mesh = Mesh(cluster.addresses, quiet=quiet, max_delay=30.0)
+    mesh.observe()
+    cluster.listeners.append(lambda ns, name: mesh.observe())
+    ops = GuestOps(cluster, keys, factory, mesh, GuestSettings(check_copy_server=False))
+    if transport == "ssh":
+        op = await keys.operator_key(cluster.zones[(NS, ZONE)])
+        for i in range(n):
+            host = await keys.host_key(cluster.ssvms[(NS, f"ssvm-{i}")])
+            guests.append(await asyncio.to_thread(start_simulated_guest, address(i), host.private, op.public,
+                                                  pathlib.Path(tmp.name) / f"ssvm-{i}", 3922))
+    stop = False
+    workers = [asyncio.create_task(ops.run_worker(NS, f"ssvm-{i}", lambda: stop)) for i in range(n)]
+    try:
+        started = time.monotonic()
+        gates = await asyncio.gather(*(cluster.bring_up(ops, NS, f"ssvm-{i}", instance=f"vmi-{i}") for i in range(n)))
+        assert all(g.passed for g in gates), [g for g in gates if not g.passed][:3]
+
+        def converged() -> bool:
+            for body in cluster.ssvms.values():
+                fw = ((body["status"].get("actions") or {}).get("firewall")) or {}
+                if not fw.get("appliedHash") or fw["appliedHash"] != fw.get("desiredHash"):
+                    return False
+                if ops.mesh.peers(NS, body["metadata"]["name"]).__len__() != n - 1:
+                    return False
+            return True
+        while not converged():
+            if time.monotonic() - started > 600:
+                raise RuntimeError("the mesh did not converge in 600 s")
+            await asyncio.sleep(0.05)
+        # Converged means applied with the full mesh: wait for the last pushes' hashes to be the final ones.
+        burst_seconds = time.monotonic() - started
+        burst = Counter()
+        for ch in channels.values():
+            burst.update(ch.calls)
+        # Steady state: health checks every `intervalSeconds`, each pass recomputes every hash.
+        for body in cluster.zones.values():
+            body["spec"]["secondaryStorage"]["health"]["intervalSeconds"] = 1
+        for w in ops.workers.values():
+            w.next_check = 0.0
+            w.event.set()
+        await asyncio.sleep(steady_seconds)
+        total = Counter()
+        for ch in channels.values():
+            total.update(ch.calls)
+        steady = total - burst
+    finally:
+        stop = True
+        for w in ops.workers.values():
+            w.event.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for g in guests:
+            await asyncio.to_thread(g.stop)
+        tmp.cleanup()
+    steady_pushes = sum(steady[a] for a in PUSHES)
+    return {
+        "ssvms": n, "transport": transport, "meshQuietSeconds": quiet,
+        "burst": {"seconds": round(burst_seconds, 3), "firewallPushes": burst["firewall"],
+                  "actionPushes": sum(burst[a] for a in PUSHES), "sshCalls": sum(burst.values()), "byAction": dict(burst)},
+        "cloudstackFirewallCommands": n * (n + 1) // 2,
+        "steady": {"seconds": steady_seconds, "checks": steady["check"], "actionPushes": steady_pushes,
+                   "pushesPerHour": round(steady_pushes * 3600 / steady_seconds, 1), "byAction": dict(steady)},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ssvms", type=int, default=50)
+    parser.add_argument("--transport", choices=("ssh", "fake"), default="ssh")
+    parser.add_argument("--steady-seconds", type=float, default=10.0)
+    parser.add_argument("--quiet", type=float, default=1.0, help="the mesh's quiet period (the operator's default: 1 s)")
+    args = parser.parse_args()
+    result = asyncio.run(bench(args.ssvms, args.transport, args.steady_seconds, args.quiet))
+    print(json.dumps(result, indent=2))
+    b, s = result["burst"], result["steady"]
+    rows = [("SSVMs coming up at once", result["ssvms"]), ("transport", result["transport"]),
+            ("firewall pushes (this operator)", b["firewallPushes"]),
+            ("firewall commands (CloudStack fan-out N(N+1)/2)", result["cloudstackFirewallCommands"]),
+            ("all action pushes (setup-store + firewall + vm-setup)", b["actionPushes"]),
+            ("all SSH calls incl. gate and checks", b["sshCalls"]), ("time to a converged mesh (s)", b["seconds"]),
+            (f"steady state: health checks in {s['seconds']:g} s", s["checks"]),
+            ("steady state: action pushes per hour", s["pushesPerHour"])]
+    width = max(len(r[0]) for r in rows)
+    print()
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
