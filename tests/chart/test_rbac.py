@@ -24,11 +24,7 @@ SAMPLE = pathlib.Path(__file__).parent / "fixtures" / "request_log_sample.json"
 # (group, resource, verb) -> the feature that will make the call. Remove an entry when its feature lands
 # (test_pending_grants_are_still_unused fails once the operator uses one).
 PENDING: dict[tuple[str, str, str], str] = {
-    ("kubevirt.io", "virtualmachines", "create"): "KubeVirt backend: ensure (zone needs a ready template and backend)",
     ("kubevirt.io", "virtualmachines", "patch"): "KubeVirt backend: start/stop/reboot through runStrategy",
-    ("kubevirt.io", "virtualmachineinstances", "get"): "KubeVirt backend: observe addresses of a running VM",
-    ("", "secrets", "get"): "zone sshKeySecretRef and copyPasswordSecretRef",
-    ("", "secrets", "create"): "cloud-init user data Secret of a new VM",
 }
 
 
