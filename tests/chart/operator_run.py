@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -14,6 +11,7 @@ import urllib.request
 from typing import Any, Callable
 
 from tests.conftest import kubectl_run
+from tests.processes import start_with_kubeconfig, stop_process
 
 from .helm import ROOT, by_kind
 
@@ -71,8 +69,7 @@ def run_operator_on_examples(cluster, docs: list[dict[str, Any]], namespace: str
         kubectl_run(kubeconfig, "apply", "-f", "-", input=json.dumps(peering))
     since = max((e["seq"] for e in cluster.requests()), default=0)
     log = tmp / f"operator-{namespace}.log"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_NAME": f"ssvm-operator-{namespace}-0"}
-    proc = subprocess.Popen(operator_args(docs, _free_port()), env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = start_with_kubeconfig(operator_args(docs, _free_port()), kubeconfig, log, env={"POD_NAME": f"ssvm-operator-{namespace}-0"})
     try:
         kubectl_run(kubeconfig, "apply", "-n", namespace, "-f", str(ROOT / "examples"))
         objects = json.loads(kubectl_run(kubeconfig, "get", "-n", namespace, "zones,imagestores,secondarystoragevms",
@@ -92,10 +89,5 @@ def run_operator_on_examples(cluster, docs: list[dict[str, Any]], namespace: str
         kubectl_run(kubeconfig, "delete", "-n", namespace, "-f", str(ROOT / "examples"), "--wait=false")
         wait_for("the example objects to be deleted", lambda: all(_get(p)[0] == 404 for p in paths), log)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, grace=30)
     return [e for e in cluster.requests(since=since) if is_operator(e)]

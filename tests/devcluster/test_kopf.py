@@ -1,13 +1,12 @@
 """kopf against the dev cluster: a tiny operator of the test's own, and the project's operator."""
 from __future__ import annotations
 
-import os
 import pathlib
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 
+from tests.processes import start_with_kubeconfig, stop_process
 import pytest
 
 from tests.devcluster.helpers import widget, widgets_path
@@ -17,17 +16,11 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def start(args: list[str], kubeconfig: pathlib.Path, log: pathlib.Path) -> subprocess.Popen:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    return subprocess.Popen(args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO)
+    return start_with_kubeconfig(args, kubeconfig, log)
 
 
 def stop(proc: subprocess.Popen, log: pathlib.Path) -> str:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    stop_process(proc)
     return log.read_text()
 
 

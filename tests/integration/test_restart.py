@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import signal
 import subprocess
 import sys
 
+from tests.processes import start_with_kubeconfig, stop_process
 import pytest
 
 from .harness import states, wait_for
@@ -19,7 +19,7 @@ def start_operator(kubeconfig: str, namespace: str, state_file: pathlib.Path, lo
     exe = pathlib.Path(sys.executable).parent / "ssvm-operator"
     cmd = [str(exe), "run", "-n", namespace, "--backend-override", f"memory:{state_file}", "--liveness", "none",
            "--metrics-port", "0", "--scan-interval", "3", "--log-level", "WARNING"]
-    return subprocess.Popen(cmd, env={**os.environ, "KUBECONFIG": str(kubeconfig)}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return start_with_kubeconfig(cmd, kubeconfig, log, append=True)
 
 
 def vms(state_file: pathlib.Path) -> set[str]:
@@ -44,9 +44,4 @@ def test_restart_mid_creation_creates_no_duplicates(api, devcluster, tmp_path):
         wait_for("3 VMs", lambda: vms(state_file) == expected)
         assert set(api.ssvms()) == expected
     finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(20)
-        except subprocess.TimeoutExpired:
-            second.kill()
-            second.wait(10)
+        stop_process(second)

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
 
+from tests.processes import start_with_kubeconfig, stop_process
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -69,10 +67,9 @@ def test_metrics_agree_with_the_cluster(tmp_path):
         kubectl_run(kc, "apply", "--server-side", "-f", str(ROOT / "crds"))
         kubectl_run(kc, "create", "namespace", NS)
         log = tmp_path / "operator.log"
-        env = {**os.environ, "KUBECONFIG": str(kc)}
-        proc = subprocess.Popen([sys.executable, "-m", "ssvm_operator.cli", "run", "-n", NS, "--liveness", "none",
-                                 "--metrics-port", str(port), "--metrics-address", "127.0.0.1", "--scan-interval", "2"],
-                                env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = start_with_kubeconfig([sys.executable, "-m", "ssvm_operator.cli", "run", "-n", NS, "--liveness", "none",
+                                      "--metrics-port", str(port), "--metrics-address", "127.0.0.1", "--scan-interval", "2"],
+                                     kc, log)
         try:
             kubectl_run(kc, "apply", "-n", NS, "-f", str(ROOT / "examples"))
             deadline, last = time.monotonic() + WAIT, None
@@ -92,9 +89,4 @@ def test_metrics_agree_with_the_cluster(tmp_path):
             assert sample(samples, "ssvm_operator_reconcile_duration_seconds_count", kind="Zone") >= 2
             assert sample(samples, "ssvm_operator_build_info", version=__import__("ssvm_operator").__version__) == 1
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_process(proc, grace=30)

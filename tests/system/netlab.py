@@ -12,6 +12,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from tests.processes import stop_process
+
 
 def sh(*argv: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=timeout, input=input)
@@ -86,13 +88,7 @@ class NetLab:
 
     def close(self) -> None:
         for proc in reversed(self.processes):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+            stop_process(proc, grace=5)
         for ns in reversed(self.namespaces):
             # Processes we did not start directly (sshd sessions) must not keep the namespace busy.
             pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
