@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 import kopf
 
 from .. import constants as c
+from .. import metrics
 from ..backends.base import VMRequest
 from ..backends.registry import BackendRegistry
 from ..core.events import EventSpec
@@ -124,6 +125,7 @@ def post_events(events: tuple[EventSpec, ...] | list[EventSpec], ssvm_ref: Mappi
                 zone_ref: Mapping[str, Any] | None) -> None:
     """Each event on the SSVM, and on its zone too when it says so. No secret is ever in a message."""
     for e in events:
+        metrics.record_event(e.reason, e.type)  # once per event, not per object it is posted on
         targets = [r for r in (ssvm_ref, zone_ref if e.on_zone else None) if r is not None]
         for target in targets:
             try:
