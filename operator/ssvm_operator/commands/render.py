@@ -23,6 +23,7 @@ import yaml
 from .. import constants as c
 from ..api.crd import all_crds
 from ..backends.base import BackendReadiness, VMRequest
+from ..core.objects import zone_ssvm_object
 from ..core.bootargs import build_boot_args
 from ..core.capacity import plan_zone_capacity
 from ..core.readiness import evaluate_zone_readiness
@@ -115,23 +116,6 @@ def placeholder_uid(kind: str, name: str) -> str:
     return f"<uid-of-{kind}/{name}>"
 
 
-def planned_ssvm_object(zone: dict[str, Any], name: str, role: str) -> dict[str, Any]:
-    """The SecondaryStorageVM the operator creates for a zone slot (owned by the zone).
-    Render's own copy of the shape; to be folded into the handlers' builder once it lands."""
-    meta = zone["metadata"]
-    return {
-        "apiVersion": OUR_API, "kind": c.SSVM_KIND,
-        "metadata": {
-            "name": name, "namespace": meta["namespace"],
-            "labels": {c.LABEL_ZONE: meta["name"], c.LABEL_ROLE: role, c.LABEL_MANAGED_BY: c.MANAGED_BY},
-            "ownerReferences": [{"apiVersion": OUR_API, "kind": c.ZONE_KIND, "name": meta["name"],
-                                 "uid": placeholder_uid(c.ZONE_KIND, meta["name"]), "controller": True,
-                                 "blockOwnerDeletion": True}],
-        },
-        "spec": {"zoneRef": meta["name"], "role": role, "desiredState": "Running"},
-    }
-
-
 def vm_objects(zone: dict[str, Any], ssvm: dict[str, Any]) -> list[dict[str, Any]]:
     """The kubevirt backend's VirtualMachine and Secret for one SSVM, secrets as placeholders."""
     from ..backends.kubevirt.manifests import build_cloudinit_secret, build_virtual_machine
@@ -182,7 +166,8 @@ def render_objects(inputs: Inputs) -> tuple[list[dict[str, Any]], list[str]]:
             notes.append(f"Zone/{zone_name}: not ready ({failure.reason if failure else 'NotReady'}: "
                          f"{failure.message if failure else ''}); nothing would be created")
             continue
-        planned = [planned_ssvm_object(zone, create.name, create.role) for create in plan.creates]
+        zone_meta = {**zone["metadata"], "uid": placeholder_uid(c.ZONE_KIND, zone["metadata"]["name"])}
+        planned = [zone_ssvm_object(zone_meta, create.name, create.role) for create in plan.creates]
         notes.append(f"Zone/{zone_name}: {len(stores)} image store(s), {len(users)} SSVM(s) given, "
                      f"{len(planned)} to create ({', '.join(f'{p.name} {p.role} for {p.reason}' for p in plan.creates) or 'none'})"
                      + (f"; {'; '.join(plan.notes)}" if plan.notes else ""))

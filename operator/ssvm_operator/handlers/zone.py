@@ -20,6 +20,7 @@ from ..backends.base import BackendError
 from ..conditions import set_condition
 from ..core import events as ev
 from ..core.capacity import CapacityPlan, plan_zone_capacity
+from ..core.objects import zone_ssvm_object
 from ..core.readiness import evaluate_zone_readiness, zone_ready_condition, zone_status_patch
 from ..core.views import POOL_RESTART_ANNOTATION, SSVMView, StoreView, ZoneView
 from . import ids
@@ -68,20 +69,6 @@ def _with_pending(rt: Runtime, key: tuple[str, str], indexed: list[Mapping[str, 
     return indexed + [body for _, body in pending.values()]
 
 
-def _ssvm_body(zone: Mapping[str, Any], name: str, role: str) -> dict[str, Any]:
-    meta = zone["metadata"]
-    return {
-        "apiVersion": c.API_VERSION, "kind": c.SSVM_KIND,
-        "metadata": {
-            "name": name, "namespace": meta["namespace"],
-            "labels": {c.LABEL_ZONE: meta["name"], c.LABEL_ROLE: role, c.LABEL_MANAGED_BY: c.MANAGED_BY},
-            "ownerReferences": [{"apiVersion": c.API_VERSION, "kind": KIND, "name": meta["name"], "uid": meta["uid"],
-                                 "controller": True, "blockOwnerDeletion": True}],
-        },
-        "spec": {"zoneRef": meta["name"], "role": role},
-    }
-
-
 async def _carry_out(rt: Runtime, zone: Mapping[str, Any], plan: CapacityPlan, logger: Any) -> list[str]:
     """Creates, starts and destroys SSVM objects; returns what failed (the next pass retries it)."""
     ns, name = zone["metadata"]["namespace"], zone["metadata"]["name"]
@@ -103,7 +90,7 @@ async def _carry_out(rt: Runtime, zone: Mapping[str, Any], plan: CapacityPlan, l
             failures.append(f"start {s.name}: {e.reason}")
     for create in plan.creates:
         try:
-            created = await rt.api.create(c.SSVM_PLURAL, ns, _ssvm_body(zone, create.name, create.role))
+            created = await rt.api.create(c.SSVM_PLURAL, ns, zone_ssvm_object(zone["metadata"], create.name, create.role))
         except ApiError as e:
             failures.append(f"create {create.name}: {e.reason}")
             post_events([ev.EventSpec(ev.SSVM_CREATE_FAILED, f"Creating SSVM {create.name} failed: {e.status} {e.reason}.", "Warning")],
