@@ -20,17 +20,18 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "operator"))
 
-from ssvm_operator.guest.channel import SSHGuestChannel, Timeouts  # noqa: E402
-from ssvm_operator.guest.fake import FakeGuestChannel  # noqa: E402
-from ssvm_operator.guest.simserver import start_simulated_guest  # noqa: E402
-from ssvm_operator.guestops.engine import GuestOps, GuestSettings  # noqa: E402
-from ssvm_operator.guestops.memcluster import MemoryCluster  # noqa: E402
-from ssvm_operator.guestops.mesh import Mesh  # noqa: E402
-from ssvm_operator.guestops.secrets import KeyStore, MemorySecretsApi  # noqa: E402
+from ssvm_operator.guest.channel import SSHGuestChannel, Timeouts
+from ssvm_operator.guest.fake import FakeGuestChannel
+from ssvm_operator.guest.simserver import start_simulated_guest
+from ssvm_operator.guestops.engine import GuestOps, GuestSettings
+from ssvm_operator.guestops.memcluster import MemoryCluster
+from ssvm_operator.guestops.mesh import Mesh
+from ssvm_operator.guestops.secrets import KeyStore, MemorySecretsApi
 
 NS, ZONE = "bench", "z1"
 PUSHES = ("setup-store", "firewall", "vm-setup")

@@ -87,11 +87,22 @@ class GuestSimulator:
         return self.config.copy_port
 
     async def run(self, api: ApiClient, stop: asyncio.Event) -> None:
+        # The watch only looks at `stop` when an event comes: race it against the stop itself.
+        watcher = asyncio.create_task(self._watch(api, stop), name="guest-sim-watch")
+        stopper = asyncio.create_task(stop.wait())
         try:
-            async for event in api.watch(VMIS, stop=stop):
-                await self.handle(api, event.get("type", ""), event.get("object") or {}, stop)
+            done, _ = await asyncio.wait([watcher, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done and watcher.exception() is not None:
+                raise watcher.exception()  # type: ignore[misc]
         finally:
+            for task in (watcher, stopper):
+                task.cancel()
+            await asyncio.gather(watcher, stopper, return_exceptions=True)
             await self.stop_all()
+
+    async def _watch(self, api: ApiClient, stop: asyncio.Event) -> None:
+        async for event in api.watch(VMIS, stop=stop):
+            await self.handle(api, event.get("type", ""), event.get("object") or {}, stop)
 
     async def handle(self, api: ApiClient, type_: str, vmi: dict[str, Any], stop: asyncio.Event) -> None:
         meta = vmi.get("metadata") or {}

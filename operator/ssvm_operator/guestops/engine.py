@@ -11,19 +11,38 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from .. import metrics
 from ..backends.base import BackendError, ObservedVM, VMRequest
-from ..core.guest_actions import SETUP_STORE, GuestInputs, PlannedAction, StoreInfo, actions_to_push, plan_guest_actions
+from ..core.guest_actions import (
+    SETUP_STORE,
+    GuestInputs,
+    PlannedAction,
+    StoreInfo,
+    actions_to_push,
+    plan_guest_actions,
+)
 from ..core.lifecycle import GateResult
 from ..guest import errors
 from ..guest.channel import GuestChannel, GuestTarget, Timeouts
 from .mesh import Mesh
 from .secrets import KeyMaterialError, KeyStore, OperatorKey
-from .status import (ActionOutcome, StoreResult, action_record, guest_conditions, health_status, healthy_condition,
-                     not_running_conditions, pending_record, same_mount, store_mounts, store_status_patch)
+from .status import (
+    ActionOutcome,
+    StoreResult,
+    action_record,
+    guest_conditions,
+    health_status,
+    healthy_condition,
+    not_running_conditions,
+    pending_record,
+    same_mount,
+    store_mounts,
+    store_status_patch,
+)
 
 log = logging.getLogger(__name__)
 ChannelFactory = Callable[[OperatorKey, Timeouts], GuestChannel]
@@ -46,8 +65,8 @@ class Cluster(Protocol):
 
 @dataclass(frozen=True)
 class GuestSettings:
-    gate_timeouts: Timeouts = Timeouts(connect=3.0, banner=5.0, auth=5.0, command=10.0, deadline=15.0)
-    action_timeouts: Timeouts = Timeouts()
+    gate_timeouts: Timeouts = field(default_factory=lambda: Timeouts(connect=3.0, banner=5.0, auth=5.0, command=10.0, deadline=15.0))
+    action_timeouts: Timeouts = field(default_factory=Timeouts)
     gate_ttl: float = 20.0          # a pass of the same instance is reused this long (health checks watch liveness)
     retry_base: float = 5.0         # a failed action is retried after base * 2^(attempts-1), at most retry_max
     retry_max: float = 300.0
@@ -80,9 +99,9 @@ def _spec(zone: Mapping[str, Any]) -> Mapping[str, Any]:
 
 class GuestOps:
     def __init__(self, cluster: Cluster, keys: KeyStore, channel_factory: ChannelFactory, mesh: Mesh,
-                 settings: GuestSettings = GuestSettings(), clock: Callable[[], float] = time.monotonic) -> None:
+                 settings: GuestSettings | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.cluster, self.keys, self.channel_factory, self.mesh = cluster, keys, channel_factory, mesh
-        self.settings, self.clock = settings, clock
+        self.settings, self.clock = settings or GuestSettings(), clock
         self.reached: dict[tuple[str, str], Reached] = {}
         self.workers: dict[tuple[str, str], _Worker] = {}
         self._channels: dict[tuple[str, Timeouts], GuestChannel] = {}
@@ -167,7 +186,7 @@ class GuestOps:
             w.event.clear()
             try:
                 delay = await self.step(namespace, name)
-            except Exception as e:  # noqa: BLE001 - the worker must outlive any one failure; type only, no payloads
+            except Exception as e:  # the worker must outlive any one failure; logs the type only, never a payload
                 log.warning("guest ops %s/%s: %s", namespace, name, type(e).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
                 delay = self.settings.retry_base
             if delay is None:
@@ -182,7 +201,7 @@ class GuestOps:
                 return
             try:
                 await asyncio.wait_for(w.event.wait(), timeout=min(left, 1.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def step(self, namespace: str, name: str) -> float | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..backends.base import NicInfo, ObservedVM, VMPhase
 from .mesh import address_of

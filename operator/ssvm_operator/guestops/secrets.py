@@ -11,8 +11,9 @@ import base64
 import logging
 import secrets as pysecrets
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..guest.keys import fingerprint, generate_keypair, load_private_key, public_line
 

@@ -2,8 +2,9 @@
 Everything written here is already redacted by the channel; messages are cut to the schema's limits."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..conditions import find_condition, set_condition, utcnow
 
@@ -185,5 +186,5 @@ def store_status_patch(status: Mapping[str, Any] | None, mounts: list[dict[str, 
 
 def same_mount(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
     """Equal but for the time stamp: an unchanged result is not rewritten."""
-    strip = lambda m: {k: v for k, v in (m or {}).items() if k != "lastUpdateTime"}  # noqa: E731
+    strip = lambda m: {k: v for k, v in (m or {}).items() if k != "lastUpdateTime"}
     return strip(a) == strip(b)

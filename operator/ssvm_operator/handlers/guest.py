@@ -7,9 +7,10 @@ Off for the in-memory backend (its VMs have no guests), unless a test hands a ch
 """
 from __future__ import annotations
 
-import asyncio
 import copy
-from typing import Any, Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import kopf
 
@@ -71,6 +72,11 @@ class KubeCluster:
             return await self.rt.api.get(c.SSVM_PLURAL, namespace, name)
         return self.rt.freshest(KIND, namespace, name, copy.deepcopy(dict(body)))
 
+    async def _read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if plural == c.IMAGESTORE_PLURAL:   # list, not get: the chart grants the operator exactly list/watch/patch on stores
+            return next((s for s in await self.rt.api.list(plural, namespace) if s["metadata"]["name"] == name), None)
+        return await self.rt.api.get(plural, namespace, name)
+
     async def _update(self, plural: str, namespace: str, name: str, current: Mapping[str, Any] | None,
                       compute: Callable[..., dict]) -> None:
         for _ in range(4):
@@ -88,13 +94,13 @@ class KubeCluster:
             except ApiError as e:
                 if e.status != 409:
                     raise
-            current = await self.rt.api.get(plural, namespace, name)
+            current = await self._read(plural, namespace, name)
 
     async def update_ssvm_status(self, namespace: str, name: str, compute: Callable[..., dict]) -> None:
         await self._update(c.SSVM_PLURAL, namespace, name, await self.get_ssvm(namespace, name), compute)
 
     async def update_store_status(self, namespace: str, name: str, compute: Callable[..., dict]) -> None:
-        await self._update(c.IMAGESTORE_PLURAL, namespace, name, await self.rt.api.get(c.IMAGESTORE_PLURAL, namespace, name), compute)
+        await self._update(c.IMAGESTORE_PLURAL, namespace, name, await self._read(c.IMAGESTORE_PLURAL, namespace, name), compute)
 
     async def request_recreate(self, namespace: str, name: str, token: str) -> None:
         response = await self.rt.api.patch(c.SSVM_PLURAL, namespace, name, {"spec": {"recreateRequest": token}})
@@ -131,6 +137,9 @@ def _ssh_factory(key: OperatorKey, timeouts: Timeouts) -> SSHGuestChannel:
 
 def install(rt: Runtime, memo: Any) -> GuestOps | None:
     """Builds GuestOps and plugs it into the Runtime; None when guest operations are off."""
+    # paramiko logs every connection and login at INFO: one line per SSH call would drown the operator's own
+    if logging.getLogger("paramiko").level == logging.NOTSET:
+        logging.getLogger("paramiko").setLevel(logging.WARNING)
     channel = memo.get("guest_channel")
     override = rt.backends.override
     if channel is None and override is not None and getattr(override, "name", "") == "memory":

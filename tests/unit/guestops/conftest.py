@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
 from ssvm_operator.guest.fake import FakeGuestChannel
 from ssvm_operator.guestops.engine import GuestOps, GuestSettings
 from ssvm_operator.guestops.memcluster import MemoryCluster
@@ -24,7 +23,7 @@ class World:
     secrets: MemorySecretsApi
     ops: GuestOps
 
-    def restart(self) -> "World":
+    def restart(self) -> World:
         """A new operator process: nothing in memory but what the cluster holds."""
         return make_world(self.cluster, self.fake, self.secrets)
 

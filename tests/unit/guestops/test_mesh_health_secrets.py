@@ -6,7 +6,11 @@ import asyncio
 import base64
 import json
 
-from ssvm_operator.guestops.secrets import copy_password_secret_name, host_key_secret_name, secret_value
+from ssvm_operator.guestops.secrets import (
+    copy_password_secret_name,
+    host_key_secret_name,
+    secret_value,
+)
 
 from .conftest import NS, make_world, run
 

@@ -5,7 +5,7 @@ import json
 
 from ssvm_operator.guest import errors
 
-from .conftest import NS, make_world, run
+from .conftest import NS, run
 
 
 def _setup(world, stores=("s1", "s2"), **zone):
@@ -91,7 +91,7 @@ def test_pushes_only_on_change_and_a_restart_repushes_nothing(world):
         await w.cluster.bring_up(w.ops, NS, "z1-ssvm-1", instance="vmi-a")
         await w.ops.step(NS, "z1-ssvm-1")
     run(go(world))
-    pushes = lambda: sum(world.fake.pushes(a) for a in ("setup-store", "firewall", "vm-setup"))  # noqa: E731
+    pushes = lambda: sum(world.fake.pushes(a) for a in ("setup-store", "firewall", "vm-setup"))
     first = pushes()
     assert first == 4
     run(world.ops.step(NS, "z1-ssvm-1"))
