@@ -51,6 +51,11 @@ for kind in zone imgstore ssvm; do
   kubectl wait "$kind" --all --for=jsonpath='{.status.observedGeneration}'=1 --timeout=60s
 done
 
+step "SSVMs Running: SSH on 3922 with the pinned host key, guest actions applied (simulated guests)"
+kubectl wait ssvm --all --for=condition=Ready --timeout=120s || true
+kubectl get ssvm -o custom-columns='NAME:.metadata.name,STATE:.status.state,CONTROL:.status.nics.control.ip,HOSTKEY:.status.hostKeyFingerprint,SETUP-STORE:.status.actions.setupStore.result,FIREWALL:.status.actions.firewall.result,VM-SETUP:.status.actions.vmSetup.result,HEALTHY:.status.health.healthy'
+kubectl get imgstore -o custom-columns='NAME:.metadata.name,MOUNTED-ON:.status.mounts[*].ssvm,RESULT:.status.mounts[*].result,PARENT-DIR:.status.parentDir'
+
 step "kubectl get cloud"
 kubectl get cloud -o wide
 
