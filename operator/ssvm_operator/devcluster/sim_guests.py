@@ -101,6 +101,11 @@ class GuestSimulator:
             await self.stop_all()
 
     async def _watch(self, api: ApiClient, stop: asyncio.Event) -> None:
+        while not stop.is_set():   # the KubeVirt simulator registers the VMI kind when it starts: wait for it
+            code, _ = await api.get(VMIS)
+            if code == 200:
+                break
+            await asyncio.sleep(0.2)
         async for event in api.watch(VMIS, stop=stop):
             await self.handle(api, event.get("type", ""), event.get("object") or {}, stop)
 
