@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import pathlib
 import sys
 import tempfile
@@ -139,6 +140,8 @@ def main() -> int:
     parser.add_argument("--steady-seconds", type=float, default=10.0)
     parser.add_argument("--quiet", type=float, default=1.0, help="the mesh's quiet period (the operator's default: 1 s)")
     args = parser.parse_args()
+    # The simulated guests' SSH servers log every connection the client closes first: noise for a benchmark.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     result = asyncio.run(bench(args.ssvms, args.transport, args.steady_seconds, args.quiet))
     print(json.dumps(result, indent=2))
     b, s = result["burst"], result["steady"]
