@@ -57,6 +57,8 @@ class Runtime:
     pending_creates: dict[tuple[str, str], dict[str, tuple[float, dict[str, Any]]]] = field(default_factory=dict)
     zone_generations: dict[tuple[str, str], int | None] = field(default_factory=dict)
     last_errors: dict[Key, str] = field(default_factory=dict)
+    # reboot/recreate tokens carried out whose acknowledgement may not be stored yet (a conflict, a lagging watch)
+    acted_requests: dict[Key, dict[str, str]] = field(default_factory=dict)
     _written: dict[Key, tuple[set[str], dict[str, Any]]] = field(default_factory=dict)
 
     def remember_write(self, kind: str, namespace: str, name: str, written_over: tuple[str | None, ...], response: dict[str, Any]) -> None:
@@ -93,6 +95,7 @@ class Runtime:
         self._wakers.pop((kind, namespace, name), None)
         self._written.pop((kind, namespace, name), None)
         self.last_errors.pop((kind, namespace, name), None)
+        self.acted_requests.pop((kind, namespace, name), None)
 
     async def sleep(self, kind: str, namespace: str, name: str, seconds: float, stopped: Any) -> None:
         """Wait until woken, stopped, or `seconds` passed; stop is checked at least every second."""

@@ -107,6 +107,34 @@ async def _write_status(rt: Runtime, ssvm: Mapping[str, Any], compute: Any) -> d
     return {}
 
 
+def _plan_once(rt: Runtime, key: tuple[str, str, str], req: SSVMRequest, observed: ObservedVM | None,
+               zone_found: bool, zone_enabled: bool) -> LifecyclePlan:
+    """The lifecycle plan, never repeating a reboot or recreate this process already carried out.
+
+    The acknowledgement is written after acting; until it is stored and seen (a 409, a lagging watch)
+    the token looks pending, so it is planned as acknowledged and the acknowledgement written again.
+    """
+    done = rt.acted_requests.get(key, {})
+    repeat_reboot = req.reboot_pending and done.get("reboot") == req.reboot_request
+    repeat_recreate = bool(req.recreate_request) and req.recreate_request != req.observed_recreate \
+        and done.get("recreate") == req.recreate_request
+    if not (repeat_reboot or repeat_recreate):
+        return plan_ssvm_lifecycle(req, observed, zone_found=zone_found, zone_enabled=zone_enabled)
+    settled = dataclasses.replace(req, observed_reboot=req.reboot_request if repeat_reboot else req.observed_reboot,
+                                  observed_recreate=req.recreate_request if repeat_recreate else req.observed_recreate)
+    plan = plan_ssvm_lifecycle(settled, observed, zone_found=zone_found, zone_enabled=zone_enabled)
+    return dataclasses.replace(plan, ack_reboot=plan.ack_reboot or (req.reboot_request if repeat_reboot else None),
+                               ack_recreate=plan.ack_recreate or (req.recreate_request if repeat_recreate else None))
+
+
+def _remember_acted(rt: Runtime, key: tuple[str, str, str], plan: LifecyclePlan) -> None:
+    done = rt.acted_requests.setdefault(key, {})
+    if plan.ack_reboot:
+        done["reboot"] = plan.ack_reboot
+    if plan.ack_recreate:
+        done["recreate"] = plan.ack_recreate
+
+
 async def reconcile_ssvm(rt: Runtime, ssvm: Mapping[str, Any], zone: Mapping[str, Any] | None, logger: Any) -> tuple[bool, float | None, bool]:
     """One pass. Returns (steady, backoff hint when a backend call failed, acted)."""
     meta = ssvm["metadata"]
@@ -127,11 +155,12 @@ async def reconcile_ssvm(rt: Runtime, ssvm: Mapping[str, Any], zone: Mapping[str
             observed = await backend.observe(ns, name)
         except BackendError as e:
             error, hint = (e.reason, e.message), e.retry_after
-    plan = plan_ssvm_lifecycle(req, observed, zone_found=zone_found, zone_enabled=zone_enabled)
+    plan = _plan_once(rt, (KIND, ns, name), req, observed, zone_found, zone_enabled)
     acted = bool(plan.actions)
     if plan.actions and backend is not None and zone is not None:
         try:
             await _act(backend, rt, plan, ssvm, zone)
+            _remember_acted(rt, (KIND, ns, name), plan)
         except BackendError as e:
             error, hint = (e.reason, e.message), e.retry_after
             failed_action = plan.actions[0].kind if len(plan.actions) == 1 else "recreate"
