@@ -92,7 +92,9 @@ class CheckResult(ApiModel):
 class HealthStatus(ApiModel):
     """The last health check (CloudStack's ssvm-check.sh, run periodically)."""
 
-    last_check_time: datetime.datetime | None = Field(default=None, description="When the last check ran.")
+    last_check_time: datetime.datetime | None = Field(
+        default=None, description="When a check last found something different from the check before it; checks run every "
+                                  "health.intervalSeconds, and one that finds the same writes nothing.")
     healthy: bool | None = Field(default=None, description="Whether every check passed.")
     consecutive_failures: int | None = Field(default=None, ge=0, description="Failed checks in a row.")
     active_sessions: int | None = Field(default=None, ge=0, description="Copy sessions in progress.")

@@ -113,13 +113,15 @@ def health_status(previous: Mapping[str, Any] | None, report: Mapping[str, Any] 
               for c in (report or {}).get("checks", [])][:64]
     if error is not None:
         checks = [{"name": "ssh", "ok": False, "message": _cut(f"{error[0]}: {error[1]}", 1000)}]
-    return {
-        "lastCheckTime": now or utcnow(),
+    result = {
         "healthy": healthy,
         "consecutiveFailures": 0 if healthy else int(previous.get("consecutiveFailures") or 0) + 1,
         "activeSessions": int((report or {}).get("activeSessions") or 0) if error is None else previous.get("activeSessions", 0),
         "checks": checks,
     }
+    # A check that finds what the last one found writes nothing: no status churn at steady state.
+    unchanged = all(previous.get(k) == v for k, v in result.items()) and previous.get("lastCheckTime")
+    return {"lastCheckTime": previous["lastCheckTime"] if unchanged else (now or utcnow()), **result}
 
 
 def healthy_condition(conditions: Sequence[Mapping[str, Any]], health: Mapping[str, Any], error: tuple[str, str] | None,

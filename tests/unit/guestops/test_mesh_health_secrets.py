@@ -167,3 +167,18 @@ def test_secrets_never_reach_status_events_or_logs(caplog):
     for needle in needles:
         assert needle not in dumped, "a secret in status/events/recorded payloads"
         assert needle not in logs, "a secret in the logs"
+
+
+def test_a_check_that_finds_the_same_writes_nothing_new():
+    from ssvm_operator.guestops.status import health_status
+
+    report = {"healthy": True, "activeSessions": 2, "checks": [{"name": "copyServer", "ok": True, "detail": "answered"}]}
+    first = health_status(None, report, None, now="2026-01-01T00:00:00Z")
+    assert health_status(first, report, None, now="2026-01-01T00:01:00Z") == first  # steady: identical, so no write
+    busier = health_status(first, {**report, "activeSessions": 3}, None, now="2026-01-01T00:02:00Z")
+    assert busier["lastCheckTime"] == "2026-01-01T00:02:00Z" and busier["activeSessions"] == 3
+    failing = health_status(busier, {"healthy": False, "checks": [{"name": "copyServer", "ok": False, "detail": "down"}]},
+                            None, now="2026-01-01T00:03:00Z")
+    again = health_status(failing, {"healthy": False, "checks": [{"name": "copyServer", "ok": False, "detail": "down"}]},
+                          None, now="2026-01-01T00:04:00Z")
+    assert (failing["consecutiveFailures"], again["consecutiveFailures"]) == (1, 2)  # failures keep counting
