@@ -74,6 +74,7 @@ CLOUDSTACK: dict[str, str] = {
     "secondaryStorage.health": "`ssvm-check.sh`, run by hand in CloudStack; here periodic",
     "secondaryStorage.health.intervalSeconds": NEW,
     "secondaryStorage.health.failureThreshold": NEW,
+    "secondaryStorage.health.startTimeoutSeconds": "the SSH check on 3922 that fails a start (`CheckSshCommand`); here a timeout, then a new VM",
 }
 
 

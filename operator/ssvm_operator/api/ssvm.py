@@ -101,6 +101,15 @@ class HealthStatus(ApiModel):
     checks: list[CheckResult] = Field(default_factory=list, max_length=64, description="Each check's outcome.")
 
 
+class SSHKeysStatus(ApiModel):
+    """The operator SSH keys the guest accepts, as last verified by the operator (recorded while a key rotates)."""
+
+    accepted: list[str] = Field(default_factory=list, max_length=64,
+                                description="SHA256 fingerprints of the keys in the guest's authorized_keys (the operator's among them).")
+    instance_id: str | None = Field(default=None, description="The VM instance they were verified on (a new instance is verified again).")
+    verified_time: datetime.datetime | None = Field(default=None, description="When the operator last verified them.")
+
+
 class SecondaryStorageVMStatus(ObjectStatus):
     """Observed state of an SSVM."""
 
@@ -109,6 +118,7 @@ class SecondaryStorageVMStatus(ObjectStatus):
     nics: Nics | None = Field(default=None, description="Addresses and MACs per traffic type.")
     boot_args: str | None = Field(default=None, max_length=8192, description="Boot arguments passed to the SSVM, secrets redacted.")
     host_key_fingerprint: str | None = Field(default=None, description="SHA256 fingerprint of the SSH host key the operator pinned.")
+    ssh_keys: SSHKeysStatus | None = Field(default=None, description="Operator SSH keys the guest accepts (see Rotate the operator's SSH key).")
     actions: GuestActions | None = Field(default=None, description="Guest actions: desired and applied content hashes and results.")
     health: HealthStatus | None = Field(default=None, description="The last health check.")
     observed_reboot_request: str | None = Field(default=None, description="The last rebootRequest token acted on.")

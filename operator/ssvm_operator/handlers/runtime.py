@@ -59,6 +59,8 @@ class Runtime:
     last_errors: dict[Key, str] = field(default_factory=dict)
     # reboot/recreate tokens carried out whose acknowledgement may not be stored yet (a conflict, a lagging watch)
     acted_requests: dict[Key, dict[str, str]] = field(default_factory=dict)
+    # (VM instance, monotonic time) since which the start gate has failed, for the start timeout
+    gate_failing_since: dict[Key, tuple[str | None, float]] = field(default_factory=dict)
     _written: dict[Key, tuple[set[str], dict[str, Any]]] = field(default_factory=dict)
 
     def remember_write(self, kind: str, namespace: str, name: str, written_over: tuple[str | None, ...], response: dict[str, Any]) -> None:
@@ -96,6 +98,7 @@ class Runtime:
         self._written.pop((kind, namespace, name), None)
         self.last_errors.pop((kind, namespace, name), None)
         self.acted_requests.pop((kind, namespace, name), None)
+        self.gate_failing_since.pop((kind, namespace, name), None)
 
     async def sleep(self, kind: str, namespace: str, name: str, seconds: float, stopped: Any) -> None:
         """Wait until woken, stopped, or `seconds` passed; stop is checked at least every second."""

@@ -11,6 +11,7 @@ import asyncio
 import copy
 import dataclasses
 import inspect
+import time
 from typing import Any, Mapping
 
 import kopf
@@ -18,7 +19,15 @@ import kopf
 from .. import constants as c
 from ..backends.base import BackendError, ObservedVM, VMBackend, VMPhase
 from ..core import events as ev
-from ..core.lifecycle import GateResult, LifecyclePlan, SSVMRequest, plan_ssvm_lifecycle, ssvm_status_patch, transition_events
+from ..core.lifecycle import (
+    GateResult,
+    LifecyclePlan,
+    SSVMRequest,
+    plan_ssvm_lifecycle,
+    ssvm_status_patch,
+    transition_events,
+)
+from ..core.start_timeout import start_timeout_due
 from ..core.views import POOL_RESTART_ANNOTATION
 from . import ids
 from .kubeapi import ApiError
@@ -135,6 +144,21 @@ def _remember_acted(rt: Runtime, key: tuple[str, str, str], plan: LifecyclePlan)
         done["recreate"] = plan.ack_recreate
 
 
+async def _start_timed_out(rt: Runtime, ssvm: Mapping[str, Any], zone_spec: Mapping[str, Any], observed: ObservedVM,
+                           gate: GateResult) -> bool:
+    """Recreates (by a recreate request) a running VM whose start gate has failed for the zone's start timeout."""
+    meta = ssvm["metadata"]
+    timeout = float(((zone_spec.get("secondaryStorage") or {}).get("health") or {}).get("startTimeoutSeconds", 600))
+    if not start_timeout_due(rt.gate_failing_since, (KIND, meta["namespace"], meta["name"]), observed.instance_id,
+                             not gate.passed, gate.reason, time.monotonic(), timeout):
+        return False
+    token = f"start-timeout-{int(time.time())}"
+    response = await rt.api.patch(c.SSVM_PLURAL, meta["namespace"], meta["name"], {"spec": {"recreateRequest": token}})
+    rt.remember_write(KIND, meta["namespace"], meta["name"], (meta.get("resourceVersion"),), response)
+    rt.wake(KIND, meta["namespace"], meta["name"])
+    return True
+
+
 async def reconcile_ssvm(rt: Runtime, ssvm: Mapping[str, Any], zone: Mapping[str, Any] | None, logger: Any) -> tuple[bool, float | None, bool]:
     """One pass. Returns (steady, backoff hint when a backend call failed, acted)."""
     meta = ssvm["metadata"]
@@ -190,6 +214,9 @@ async def reconcile_ssvm(rt: Runtime, ssvm: Mapping[str, Any], zone: Mapping[str
             ev.SSVM_START_FAILED if failed_action == "start" else ev.BACKEND_ERROR)
         events.append(ev.EventSpec(reason, f"{name}: {error[0]}: {error[1]}"[:1024], "Warning"))
         logger.warning("SSVM %s: backend %s failed: %s", name, failed_action or "observe", error[1])
+    if observed is not None and observed.phase == VMPhase.RUNNING and await _start_timed_out(rt, ssvm, zone_spec, observed, gate):
+        events.append(ev.EventSpec(ev.SSVM_START_FAILED, f"{name}: SSH on {c.SSH_PORT} did not answer in time ({gate.reason}: "
+                                   f"{gate.message})"[:900] + "; recreating the VM.", "Warning"))
     post_events(events, object_ref(KIND, ns, name, meta.get("uid")), _zone_ref(zone))
     state = written.get("state", old_state)
     steady = error is None and state in STEADY and not (observed and observed.phase == VMPhase.RUNNING and not gate.passed)
