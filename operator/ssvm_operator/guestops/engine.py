@@ -29,6 +29,7 @@ from ..core.lifecycle import GateResult
 from ..guest import errors
 from ..guest.channel import GuestChannel, GuestTarget, Timeouts
 from .mesh import Mesh
+from .keyrotation import KeyRotation
 from .secrets import KeyMaterialError, KeyStore, OperatorKey
 from .status import (
     ActionOutcome,
@@ -57,6 +58,7 @@ class Cluster(Protocol):
     def stores(self, namespace: str, zone: str) -> list[Mapping[str, Any]]: ...
     def ssvm_names(self, namespace: str, zone: str) -> set[str] | None: ...
     async def get_ssvm(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+    async def list_ssvms(self, namespace: str) -> list[Mapping[str, Any]]: ...
     async def update_ssvm_status(self, namespace: str, name: str, compute: Callable[[Mapping[str, Any], Mapping[str, Any]], dict]) -> None: ...
     async def update_store_status(self, namespace: str, name: str, compute: Callable[[Mapping[str, Any], Mapping[str, Any]], dict]) -> None: ...
     async def request_recreate(self, namespace: str, name: str, token: str) -> None: ...
@@ -106,6 +108,7 @@ class GuestOps:
         self.workers: dict[tuple[str, str], _Worker] = {}
         self._channels: dict[tuple[str, Timeouts], GuestChannel] = {}
         mesh.listeners.append(self.wake_all)
+        self.rotation = KeyRotation(cluster, keys, self.channel, self.reached, self.wake)
 
     # --- wake-ups ---
     def _worker(self, namespace: str, name: str) -> _Worker:
@@ -133,11 +136,12 @@ class GuestOps:
     async def vm_request(self, base: VMRequest, ssvm: Mapping[str, Any], zone: Mapping[str, Any]) -> VMRequest:
         try:
             host = await self.keys.host_key(ssvm)
-            op = await self.keys.operator_key(zone)
+            op = await self.keys.operator_keys(zone)
         except KeyMaterialError as e:
             raise BackendError(e.reason, e.message, retry_after=5.0) from None
+        # mid-rotation a new VM gets both keys, so it is ready for the promotion whichever comes first
         return dataclasses.replace(base, host_public_key=host.public, host_private_key=host.private,
-                                   operator_public_key=op.public)
+                                   operator_public_key="\n".join(k.public for k in op.ring))
 
     # --- the start gate ---
     async def check_gate(self, ssvm: Mapping[str, Any], zone: Mapping[str, Any] | None, observed: ObservedVM) -> GateResult:
@@ -150,7 +154,7 @@ class GuestOps:
             return GateResult(False, "NoControlAddress", "The VM reports no control address yet.", SSH_READY)
         try:
             host = await self.keys.host_key(ssvm, create=False)
-            op = await self.keys.operator_key(zone)
+            op = await self.keys.operator_keys(zone)
         except KeyMaterialError as e:
             return GateResult(False, e.reason, e.message, SSH_READY)
         seen = self.reached.get(key)
@@ -160,7 +164,7 @@ class GuestOps:
         target = GuestTarget(name=f"{key[0]}/{key[1]}", address=address, host_key=host.public)
         started = self.clock()
         try:
-            result = await self.channel(op, self.settings.gate_timeouts).run_action(target, "info", {})
+            result = await self.rotation.keyring(op, self.settings.gate_timeouts).run_action(target, "info", {})
         except errors.GuestError as e:
             metrics.record_action("info", False, e.reason, self.clock() - started)
             self.reached.pop(key, None)
@@ -226,7 +230,7 @@ class GuestOps:
             return 30.0   # the gate (or the zone's index) wakes this worker when it knows more
         await self.mesh.settled()
         try:
-            op = await self.keys.operator_key(zone)
+            op = await self.keys.operator_keys(zone)
             copy = await self.keys.copy_password(zone)
         except KeyMaterialError as e:
             log.warning("guest ops %s/%s: %s: %s", namespace, name, e.reason, e.message)
@@ -241,7 +245,7 @@ class GuestOps:
         now = self.clock()
         due = [p for p in actions_to_push(planned, applied) if not self._backing_off(w, p, applied, now)]
         target = GuestTarget(name=f"{namespace}/{name}", address=seen.address, host_key=seen.host_key)
-        channel = self.channel(op, self.settings.action_timeouts)
+        channel = self.rotation.keyring(op, self.settings.action_timeouts)
         outcomes: list[ActionOutcome] = []
         for p in due:
             outcome = await self._push(channel, target, p)
@@ -257,6 +261,8 @@ class GuestOps:
                 await self._write_stores(namespace, zone["metadata"]["name"], name, outcome)
         if recreate:
             await self._recreate(body, recreate)
+        else:
+            await self.rotation.step(body, op, seen.instance_id, target, self.settings.action_timeouts)
         waits = [w.next_check - self.clock()] + [t - self.clock() for t in w.retry_at.values()]
         return max(0.05, min(waits))
 

@@ -97,6 +97,9 @@ class MemoryCluster:
         found = self.ssvms.get((namespace, name))
         return copy.deepcopy(found) if found else None
 
+    async def list_ssvms(self, namespace: str) -> list[Mapping[str, Any]]:
+        return [copy.deepcopy(b) for (ns, _), b in sorted(self.ssvms.items()) if ns == namespace]
+
     async def update_ssvm_status(self, namespace: str, name: str, compute: Callable[..., dict]) -> None:
         body = self.ssvms.get((namespace, name))
         if body is None:

@@ -23,6 +23,8 @@ T = TypeVar("T")
 OPERATOR_KEY_SECRET = "ssvm-operator-ssh"   # operator-wide key, one per namespace, when the zone names none
 PRIVATE, PUBLIC = "ssh-privatekey", "ssh-publickey"   # kubernetes.io/ssh-auth key names
 PASSWORD = "password"
+NEXT_SUFFIX = ".next"                       # `<key>.next` in the same Secret: the key to rotate to
+RETIRED_ANNOTATION = "ssvm.io/retired-ssh-keys"   # fingerprints the operator still has to drop from guests
 
 
 class KeyMaterialError(Exception):
@@ -49,17 +51,36 @@ class OperatorKey:
 
 
 @dataclass(frozen=True)
+class OperatorKeys:
+    """The operator key Secret as rotation sees it: the current key, the next one (if any), retired fingerprints."""
+
+    current: OperatorKey
+    next: OperatorKey | None = None
+    retired: tuple[str, ...] = ()
+    namespace: str = ""
+    secret: str = ""          # the Secret's name
+    data_key: str = PRIVATE   # the key of the current private key in it
+    next_error: str | None = None   # why a `.next` value was ignored (never its content)
+
+    @property
+    def ring(self) -> tuple[OperatorKey, ...]:
+        return (self.current,) if self.next is None else (self.current, self.next)
+
+
+@dataclass(frozen=True)
 class CopyPassword:
     value: str = field(repr=False)
     version: str = ""         # the Secret's resourceVersion: enters the action hash instead of the value
 
 
 class SecretsApi(Protocol):
-    """Three calls on core/v1 Secrets; None for a missing one, False for a create that lost to another."""
+    """Calls on core/v1 Secrets; None for a missing one, or for a create/replace that lost to another writer."""
 
     async def read(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    async def replace(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None: ...
 
 
 def secret_value(secret: Mapping[str, Any], key: str) -> str | None:
@@ -93,6 +114,66 @@ def host_key_secret_name(ssvm_name: str) -> str:
 
 def copy_password_secret_name(zone_name: str) -> str:
     return f"{zone_name}-ssvm-copy"
+
+
+def _operator_key(secret: Mapping[str, Any], name: str, key: str, value: str, ns: str) -> OperatorKey:
+    try:
+        pkey = load_private_key(value)
+    except Exception:  # noqa: BLE001 - InvalidKey and friends: never quote the content
+        raise KeyMaterialError("SSHKeyInvalid", f"Secret {ns}/{name} key {key} is not an OpenSSH/PEM private key") from None
+    rv = (secret.get("metadata") or {}).get("resourceVersion", "")
+    return OperatorKey(f"{public_line(pkey)} ssvm-operator", value, fingerprint(pkey), f"{name}/{rv}")
+
+
+def operator_keys_of(secret: Mapping[str, Any], ns: str, name: str, key: str) -> OperatorKeys:
+    """Current key (required), next key (`<key>.next`, optional) and retired fingerprints of a key Secret."""
+    private = secret_value(secret, key)
+    if not private:
+        raise KeyMaterialError("SSHKeyMissing", f"Secret {ns}/{name} has no key {key}")
+    current = _operator_key(secret, name, key, private, ns)
+    nxt, error = None, None
+    value = secret_value(secret, key + NEXT_SUFFIX)
+    if value and value.strip():
+        try:
+            nxt = _operator_key(secret, name, key + NEXT_SUFFIX, value, ns)
+        except KeyMaterialError as e:
+            error = e.message   # a bad next key must not take the current one down with it
+        if nxt is not None and nxt.fingerprint == current.fingerprint:
+            nxt = None          # already promoted (or set to the same key): nothing to rotate
+    notes = ((secret.get("metadata") or {}).get("annotations") or {}).get(RETIRED_ANNOTATION, "")
+    retired = tuple(sorted({f.strip() for f in notes.split(",") if f.strip().startswith("SHA256:")}
+                           - {current.fingerprint} - ({nxt.fingerprint} if nxt else set())))
+    return OperatorKeys(current, nxt, retired, ns, name, key, error)
+
+
+def promoted_secret(secret: Mapping[str, Any], keys: OperatorKeys) -> dict[str, Any]:
+    """The key Secret after promotion: `.next` becomes the key, the old fingerprint is noted as retired."""
+    assert keys.next is not None
+    body = {k: v for k, v in secret.items() if k != "stringData"}
+    meta = dict(body.get("metadata") or {})
+    data = {k: v for k, v in (secret.get("data") or {}).items() if v is not None}
+    for k, v in (secret.get("stringData") or {}).items():   # emulators may keep stringData: fold it into data
+        data.setdefault(k, base64.b64encode(v.encode()).decode())
+    data[keys.data_key] = base64.b64encode(keys.next.private.encode()).decode()
+    data.pop(keys.data_key + NEXT_SUFFIX, None)
+    if keys.data_key == PRIVATE and PUBLIC in data:
+        data[PUBLIC] = base64.b64encode((keys.next.public + "\n").encode()).decode()
+    retired = sorted(set(keys.retired) | {keys.current.fingerprint})
+    meta["annotations"] = {**(meta.get("annotations") or {}), RETIRED_ANNOTATION: ",".join(retired)}
+    body["metadata"], body["data"] = meta, data
+    return body
+
+
+def without_retired(secret: Mapping[str, Any]) -> dict[str, Any]:
+    """The key Secret with the retired-keys note gone (every guest dropped them)."""
+    body = {k: v for k, v in secret.items() if k != "stringData"}
+    meta = dict(body.get("metadata") or {})
+    meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items() if k != RETIRED_ANNOTATION}
+    data = dict(secret.get("data") or {})
+    for k, v in (secret.get("stringData") or {}).items():
+        data.setdefault(k, base64.b64encode(v.encode()).decode())
+    body["metadata"], body["data"] = meta, data
+    return body
 
 
 class KeyStore:
@@ -162,13 +243,21 @@ class KeyStore:
         for key in [k for k in self._host if k[:2] == (namespace, name)]:
             del self._host[key]
 
-    # --- the operator's key ---
+    # --- the operator's key (and the next one while it rotates) ---
+    @staticmethod
+    def operator_secret_ref(zone: Mapping[str, Any]) -> tuple[str, str]:
+        ref = ((zone.get("spec") or {}).get("secondaryStorage") or {}).get("sshKeySecretRef")
+        return (ref["name"], ref["key"]) if ref else (OPERATOR_KEY_SECRET, PRIVATE)
+
     async def operator_key(self, zone: Mapping[str, Any]) -> OperatorKey:
+        return (await self.operator_keys(zone)).current
+
+    async def operator_keys(self, zone: Mapping[str, Any]) -> OperatorKeys:
         ns = zone["metadata"]["namespace"]
         ref = ((zone.get("spec") or {}).get("secondaryStorage") or {}).get("sshKeySecretRef")
-        name, key = (ref["name"], ref["key"]) if ref else (OPERATOR_KEY_SECRET, PRIVATE)
+        name, key = self.operator_secret_ref(zone)
 
-        async def make() -> OperatorKey:
+        async def make() -> OperatorKeys:
             if ref:
                 secret = await self.api.read(ns, name)
                 if secret is None:
@@ -179,18 +268,13 @@ class KeyStore:
                     return _secret(ns, name, {PRIVATE: pair.private_openssh, PUBLIC: pair.public_openssh},
                                    type_="kubernetes.io/ssh-auth")
                 secret = await self._read_or_create(ns, name, build)
-            private = secret_value(secret, key)
-            if not private:
-                raise KeyMaterialError("SSHKeyMissing", f"Secret {ns}/{name} has no key {key}")
-            try:
-                pkey = load_private_key(private)
-            except Exception:  # noqa: BLE001 - InvalidKey and friends: never quote the content
-                raise KeyMaterialError("SSHKeyInvalid", f"Secret {ns}/{name} key {key} is not an OpenSSH/PEM private key") from None
-            line = f"{public_line(pkey)} ssvm-operator"
-            rv = (secret.get("metadata") or {}).get("resourceVersion", "")
-            return OperatorKey(line, private, fingerprint(pkey), f"{name}/{rv}")
+            return operator_keys_of(secret, ns, name, key)
 
         return await self._once(("op", ns, name, key), make)
+
+    def invalidate_operator_keys(self, namespace: str, name: str) -> None:
+        for k in [k for k in self._cached if k[:3] == ("op", namespace, name)]:
+            del self._cached[k]
 
     # --- the copy password ---
     async def copy_password(self, zone: Mapping[str, Any]) -> CopyPassword:
@@ -249,6 +333,19 @@ class KubeSecretsApi:
         return self.core.api_client.sanitize_for_serialization(resp)
 
 
+    async def replace(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """PUT with the body's resourceVersion: None when someone else wrote the Secret first (409)."""
+        from kubernetes.client.exceptions import ApiException
+        name = body["metadata"]["name"]
+        try:
+            resp = await self._call(self.core.replace_namespaced_secret, name, namespace, body)
+        except ApiException as e:
+            if e.status == 409:
+                return None
+            raise KeyMaterialError("SecretUnavailable", f"updating Secret {namespace}/{name}: {e.status} {e.reason}") from None
+        return self.core.api_client.sanitize_for_serialization(resp)
+
+
 class MemorySecretsApi:
     """SecretsApi in memory (unit tests, bench): resourceVersions count up like a server's."""
 
@@ -272,3 +369,9 @@ class MemorySecretsApi:
         stored = {**body, "metadata": {**body["metadata"], "namespace": namespace, "resourceVersion": str(self._rv)}}
         self.secrets[(namespace, body["metadata"]["name"])] = stored
         return stored
+
+    async def replace(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        found = self.secrets.get((namespace, body["metadata"]["name"]))
+        if found is None or found["metadata"].get("resourceVersion") != body["metadata"].get("resourceVersion"):
+            return None
+        return self.put(namespace, body)

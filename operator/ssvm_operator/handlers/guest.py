@@ -72,6 +72,9 @@ class KubeCluster:
             return await self.rt.api.get(c.SSVM_PLURAL, namespace, name)
         return self.rt.freshest(KIND, namespace, name, copy.deepcopy(dict(body)))
 
+    async def list_ssvms(self, namespace: str) -> list[Mapping[str, Any]]:
+        return list(await self.rt.api.list(c.SSVM_PLURAL, namespace))
+
     async def _read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         if plural == c.IMAGESTORE_PLURAL:   # list, not get: the chart grants the operator exactly list/watch/patch on stores
             return next((s for s in await self.rt.api.list(plural, namespace) if s["metadata"]["name"] == name), None)
@@ -148,7 +151,10 @@ def install(rt: Runtime, memo: Any) -> GuestOps | None:
     keys = KeyStore(memo.get("guest_secrets") or KubeSecretsApi(rt.api.api_client))
     settings = memo.get("guest_settings") or GuestSettings()
     mesh = Mesh(cluster.addresses, quiet=memo.get("mesh_quiet", 1.0), max_delay=memo.get("mesh_max_delay", 10.0))
-    factory = (lambda key, timeouts: channel) if channel is not None else _ssh_factory
+    if channel is not None:   # a test's channel; one that tells keys apart (the fake's for_key) gets each key its view
+        factory = (lambda key, timeouts: channel.for_key(key)) if hasattr(channel, "for_key") else (lambda key, timeouts: channel)
+    else:
+        factory = _ssh_factory
     ops = GuestOps(cluster, keys, factory, mesh, settings)
     rt.start_gate = SshStartGate(ops)
     rt.vm_request = request_builder(ops)

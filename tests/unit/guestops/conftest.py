@@ -42,7 +42,7 @@ def make_world(cluster: MemoryCluster | None = None, fake: FakeGuestChannel | No
     secrets = secrets or MemorySecretsApi()
     mesh = Mesh(cluster.addresses, quiet=settings.pop("quiet", 0.0), max_delay=settings.pop("max_delay", 0.0))
     mesh.observe()
-    ops = GuestOps(cluster, KeyStore(secrets), lambda key, timeouts: fake, mesh,
+    ops = GuestOps(cluster, KeyStore(secrets), lambda key, timeouts: fake.for_key(key), mesh,
                    GuestSettings(check_copy_server=False, **settings))
     cluster.listeners.append(lambda ns, name: mesh.observe())
     return World(cluster, fake, secrets, ops)
