@@ -18,8 +18,9 @@ WAIT = 30.0   # seconds any convergence may take before a test fails
 
 
 class OperatorThread:
-    def __init__(self, namespace: str, backend: Any, scan_interval: float = 5.0) -> None:
+    def __init__(self, namespace: str, backend: Any, scan_interval: float = 5.0, **memo: Any) -> None:
         self.namespace, self.backend, self.scan_interval = namespace, backend, scan_interval
+        self.memo = memo   # extra memo entries (e.g. guest_secrets_ttl)
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()
         self.thread = threading.Thread(target=self._main, name=f"operator-{namespace}", daemon=True)
@@ -30,7 +31,7 @@ class OperatorThread:
         try:
             asyncio.run(kopf.operator(
                 registry=build_registry(), namespaces=[self.namespace], standalone=True,
-                memo=kopf.Memo(config=OperatorConfig(scan_interval=self.scan_interval), backend=self.backend),
+                memo=kopf.Memo(config=OperatorConfig(scan_interval=self.scan_interval), backend=self.backend, **self.memo),
                 stop_flag=self.stop_flag, ready_flag=self.ready_flag))
         except BaseException as e:  # noqa: BLE001 - reported by stop()
             self.error = e

@@ -82,10 +82,10 @@ tests/chart/test_rbac.py derives them from the API calls of a run against the de
 - apiGroups: [kubevirt.io]
   resources: [virtualmachineinstances]
   verbs: [get]
-# cloud-init user data and SSH keys of each SSVM
+# cloud-init user data and SSH keys of each SSVM; update promotes the next operator key during a rotation
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create, delete]
+  verbs: [get, create, update, delete]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

@@ -148,7 +148,7 @@ def install(rt: Runtime, memo: Any) -> GuestOps | None:
     if channel is None and override is not None and getattr(override, "name", "") == "memory":
         return None
     cluster = KubeCluster(rt)
-    keys = KeyStore(memo.get("guest_secrets") or KubeSecretsApi(rt.api.api_client))
+    keys = KeyStore(memo.get("guest_secrets") or KubeSecretsApi(rt.api.api_client), ttl=memo.get("guest_secrets_ttl", 30.0))
     settings = memo.get("guest_settings") or GuestSettings()
     mesh = Mesh(cluster.addresses, quiet=memo.get("mesh_quiet", 1.0), max_delay=memo.get("mesh_max_delay", 10.0))
     if channel is not None:   # a test's channel; one that tells keys apart (the fake's for_key) gets each key its view
