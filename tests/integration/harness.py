@@ -5,12 +5,12 @@ import asyncio
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-
 from ssvm_operator import constants as c
 from ssvm_operator.settings import OperatorConfig
 
@@ -36,7 +36,7 @@ class OperatorThread:
         except BaseException as e:  # noqa: BLE001 - reported by stop()
             self.error = e
 
-    def __enter__(self) -> "OperatorThread":
+    def __enter__(self) -> OperatorThread:
         self.thread.start()
         assert self.ready_flag.wait(30), "operator did not start"
         return self

@@ -9,7 +9,8 @@ import threading
 
 import pytest
 from ssvm_operator import constants as c
-from ssvm_operator.agent.authorized_keys import fingerprint as blob_fingerprint, parse_key
+from ssvm_operator.agent.authorized_keys import fingerprint as blob_fingerprint
+from ssvm_operator.agent.authorized_keys import parse_key
 from ssvm_operator.guest.keys import generate_keypair
 from ssvm_operator.guestops.secrets import RETIRED_ANNOTATION
 
@@ -44,7 +45,7 @@ class ReadyWatch:
             self.polls += 1
             self.stop.wait(0.1)
 
-    def __enter__(self) -> "ReadyWatch":
+    def __enter__(self) -> ReadyWatch:
         self.thread.start()
         return self
 
@@ -79,7 +80,7 @@ def test_the_operator_key_rotates_across_running_guests_without_downtime(gapi, g
             wait_for("the next key promoted and the old one dropped from every guest", rotated, timeout=60)
             wait_for("SSVMs still Ready", _ready_ssvms(gapi, 2), timeout=30)
         assert watch.polls > 0 and watch.seen == [], watch.seen[:5]
-        for name, s in gapi.ssvms().items():
+        for s in gapi.ssvms().values():
             assert s["status"]["sshKeys"]["accepted"] == [new.fingerprint], s["status"]["sshKeys"]
             assert condition(s, "SSHReady")["status"] == "True"
         assert old_fp != new.fingerprint

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ssvm_operator.agent import cli as agent_cli
-from ssvm_operator.agent.authorized_keys import fingerprint as _fingerprint, parse_key
+from ssvm_operator.agent.authorized_keys import fingerprint as _fingerprint
+from ssvm_operator.agent.authorized_keys import parse_key
 from ssvm_operator.guest import errors
 from ssvm_operator.guest.channel import ActionResult, GuestTarget
 from ssvm_operator.guest.redact import collect_secrets, redact
@@ -58,7 +60,7 @@ class FakeGuestChannel:
     def pushes(self, action: str | None = None, target: str | None = None) -> int:
         return sum(1 for c in self.calls if (action is None or c.action == action) and (target is None or c.target == target))
 
-    def for_key(self, key: Any) -> "KeyedFakeChannel":
+    def for_key(self, key: Any) -> KeyedFakeChannel:
         """A view logging in with `key` (anything with `.public` and `.fingerprint`, e.g. OperatorKey)."""
         return KeyedFakeChannel(self, key.public, key.fingerprint)
 

@@ -28,8 +28,8 @@ from ..core.guest_actions import (
 from ..core.lifecycle import GateResult
 from ..guest import errors
 from ..guest.channel import GuestChannel, GuestTarget, Timeouts
-from .mesh import Mesh
 from .keyrotation import KeyRotation
+from .mesh import Mesh
 from .secrets import KeyMaterialError, KeyStore, OperatorKey
 from .status import (
     ActionOutcome,

@@ -18,7 +18,15 @@ from typing import Any
 from ..conditions import utcnow
 from ..guest import errors
 from ..guest.channel import ActionResult, GuestChannel, GuestTarget, Timeouts
-from .secrets import KeyMaterialError, KeyStore, OperatorKey, OperatorKeys, operator_keys_of, promoted_secret, without_retired
+from .secrets import (
+    KeyMaterialError,
+    KeyStore,
+    OperatorKey,
+    OperatorKeys,
+    operator_keys_of,
+    promoted_secret,
+    without_retired,
+)
 
 log = logging.getLogger(__name__)
 ACTION = "authorized-keys"

@@ -7,7 +7,13 @@ import json
 from ssvm_operator.backends.base import VMRequest
 from ssvm_operator.guest import errors
 from ssvm_operator.guest.keys import generate_keypair
-from ssvm_operator.guestops.secrets import OPERATOR_KEY_SECRET, PRIVATE, PUBLIC, RETIRED_ANNOTATION, secret_value
+from ssvm_operator.guestops.secrets import (
+    OPERATOR_KEY_SECRET,
+    PRIVATE,
+    PUBLIC,
+    RETIRED_ANNOTATION,
+    secret_value,
+)
 
 from .conftest import NS, run
 
