@@ -52,12 +52,20 @@ for kind in zone imgstore ssvm; do
 done
 
 step "SSVMs Running: SSH on 3922 with the pinned host key, guest actions applied (simulated guests)"
-kubectl wait ssvm --all --for=condition=Ready --timeout=120s || true
+CONVERGED=1
+kubectl wait zone --all --for=condition=Ready --timeout=120s || CONVERGED=0
+kubectl wait ssvm --all --for=condition=Ready --timeout=60s || CONVERGED=0
 kubectl get ssvm -o custom-columns='NAME:.metadata.name,STATE:.status.state,CONTROL:.status.nics.control.ip,HOSTKEY:.status.hostKeyFingerprint,SETUP-STORE:.status.actions.setupStore.result,FIREWALL:.status.actions.firewall.result,VM-SETUP:.status.actions.vmSetup.result,HEALTHY:.status.health.healthy'
 kubectl get imgstore -o custom-columns='NAME:.metadata.name,MOUNTED-ON:.status.mounts[*].ssvm,RESULT:.status.mounts[*].result,PARENT-DIR:.status.parentDir'
 
 step "kubectl get cloud"
 kubectl get cloud -o wide
+
+step "the KubeVirt VirtualMachines and instances behind them (KubeVirt simulator)"
+kubectl get vm,vmi
+
+step "events of zone/zone1"
+kubectl get events --field-selector involvedObject.name=zone1 -o custom-columns='TYPE:.type,REASON:.reason,MESSAGE:.message' | head -n 12
 
 step "conditions of zone/zone1"
 kubectl get zone zone1 -o jsonpath='{range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}'
@@ -81,3 +89,8 @@ if [ "$KEEP" = 1 ]; then
 fi
 step "operator log (last lines)"
 tail -n 15 "$WORK/operator.log"
+if [ "$CONVERGED" != 1 ]; then
+  echo "the examples did not converge: see the conditions above" >&2
+  exit 1
+fi
+step "converged: every zone and SSVM is Ready"
