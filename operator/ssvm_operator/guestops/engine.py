@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 ChannelFactory = Callable[[OperatorKey, Timeouts], GuestChannel]
 SSH_READY = "SSHReady"
 EV_UNHEALTHY, EV_RECREATED = "SSVMUnhealthy", "SSVMRecreated"
+SETTLE_RECHECK_SECONDS = 5.0
 
 
 class Cluster(Protocol):
@@ -347,6 +348,9 @@ class GuestOps:
             error = (e.reason, e.message)
         previous = (body.get("status") or {}).get("health") or {}
         health = health_status(previous, report, error)
+        if pushed and not health["healthy"]:
+            # Just configured: its services may still be starting, so look again soon rather than an interval later.
+            w.next_check = self.clock() + min(interval, SETTLE_RECHECK_SECONDS)
         metrics.record_health_check(body["metadata"]["namespace"], zone["metadata"]["name"], health["healthy"],
                                     (report or {}).get("problems") or [])
         threshold = int(policy.get("failureThreshold", 3))

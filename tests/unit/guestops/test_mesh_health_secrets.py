@@ -182,3 +182,23 @@ def test_a_check_that_finds_the_same_writes_nothing_new():
     again = health_status(failing, {"healthy": False, "checks": [{"name": "copyServer", "ok": False, "detail": "down"}]},
                           None, now="2026-01-01T00:04:00Z")
     assert (failing["consecutiveFailures"], again["consecutiveFailures"]) == (1, 2)  # failures keep counting
+
+
+def test_a_failed_check_right_after_configuring_is_repeated_soon_not_an_interval_later():
+    from ssvm_operator.guestops.engine import SETTLE_RECHECK_SECONDS, GuestOps, GuestSettings
+
+    now = [1000.0]
+    world = make_world()
+    # The same world, but checking the copy server, which the fake guest does not run: the first check fails.
+    world.ops = GuestOps(world.ops.cluster, world.ops.keys, world.ops.channel_factory, world.ops.mesh,
+                         GuestSettings(check_copy_server=True), clock=lambda: now[0])
+    world.cluster.add_zone(NS, "z1", health={"intervalSeconds": 600, "failureThreshold": 3})
+    world.cluster.add_store(NS, "s1", "z1")
+    world.cluster.add_ssvm(NS, "z1-ssvm-1", "z1", _ips(1))
+    run(world.cluster.bring_up(world.ops, NS, "z1-ssvm-1"))
+    run(world.ops.step(NS, "z1-ssvm-1"))
+    assert world.ssvm("z1-ssvm-1")["status"]["health"]["healthy"] is False
+    assert world.ops.workers[(NS, "z1-ssvm-1")].next_check == now[0] + SETTLE_RECHECK_SECONDS
+    now[0] += 100
+    run(world.ops.step(NS, "z1-ssvm-1"))  # no push this time: a failing check waits the full interval
+    assert world.ops.workers[(NS, "z1-ssvm-1")].next_check == now[0] + 600
