@@ -3,6 +3,7 @@ leaving them), namespaced and cluster-wide, 410 Gone for a compacted resourceVer
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 
@@ -89,3 +90,38 @@ async def test_a_compacted_resource_version_is_gone(tmp_path):
                                       resourceVersion=first["metadata"]["resourceVersion"])
             assert events[0]["type"] == "ERROR"
             assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
+
+
+async def test_a_watch_list_never_delivers_an_older_version_after_a_newer_one(http, ns):
+    # kubectl wait and informers use sendInitialEvents: the initial state and the live events that follow
+    # must form one history. Watches opened while the object changes fast must see its versions only grow.
+    await http.post(widgets_path(ns), widget("busy"))
+    final = 60
+    path = http.url + widgets_path(ns)
+    params = {"watch": "true", "sendInitialEvents": "true", "allowWatchBookmarks": "true",
+              "resourceVersionMatch": "NotOlderThan", "fieldSelector": "metadata.name=busy", "timeoutSeconds": "30"}
+
+    async def writer() -> None:
+        async def one(i: int) -> None:
+            status, _ = await http.patch(widgets_path(ns, "busy"), {"metadata": {"annotations": {"n": str(i)}}})
+            assert status == 200
+        for i in range(1, final + 1, 4):  # a few writes in flight at once, in order per batch
+            await asyncio.gather(*(one(j) for j in range(i, min(i + 4, final + 1))))
+        await one(final + 1)
+
+    async def watcher(delay: float) -> list[int]:
+        await asyncio.sleep(delay)
+        seen: list[int] = []
+        async with http.session.get(path, params=params) as r:
+            async for raw in r.content:
+                event = json.loads(raw)
+                if event["type"] == "BOOKMARK":
+                    continue
+                seen.append(int(event["object"]["metadata"]["resourceVersion"]))
+                if event["object"]["metadata"].get("annotations", {}).get("n") == str(final + 1):
+                    break
+        return seen
+
+    results = await asyncio.wait_for(asyncio.gather(writer(), *(watcher(i * 0.01) for i in range(20))), timeout=60)
+    for seen in results[1:]:
+        assert seen == sorted(seen), f"a watch went back in time: {seen}"

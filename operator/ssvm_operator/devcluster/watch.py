@@ -60,6 +60,11 @@ async def serve(request: aiohttp.web.BaseRequest, store: Store, rt: ResourceType
         except ValueError:
             raise errors.bad_request(f"invalid resource version: {rv_param!r}")
     subscribed = store.subscribe(rt.key, namespace, since)
+    # The initial state is read in the same instant the watcher subscribes (no await in between): every
+    # queued event is then newer than it. Read later, the queue would replay older versions after it.
+    snapshot_rv = store.rv
+    snapshot = sorted(store.list(rt.key, namespace), key=lambda o: int(o["metadata"]["resourceVersion"])) \
+        if subscribed is not None and since is None else []
 
     response = aiohttp.web.StreamResponse(status=200)
     response.content_type = "application/json"
@@ -76,12 +81,12 @@ async def serve(request: aiohttp.web.BaseRequest, store: Store, rt: ResourceType
     try:
         if since is None:
             # the current state first, as ADDED events, from the same instant the watcher started
-            for obj in sorted(store.list(rt.key, namespace), key=lambda o: int(o["metadata"]["resourceVersion"])):
+            for obj in snapshot:
                 if match(obj):
                     await response.write(_line("ADDED", present(obj, version)))
             if initial:
                 mark = {"kind": rt.kind, "apiVersion": rt.api_version(version), "metadata": {
-                    "resourceVersion": str(store.rv), "annotations": {"k8s.io/initial-events-end": "true"}}}
+                    "resourceVersion": str(snapshot_rv), "annotations": {"k8s.io/initial-events-end": "true"}}}
                 await response.write(_line("BOOKMARK", mark))
         for event in replay:
             kind = translate(event, match)
