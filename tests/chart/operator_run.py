@@ -86,6 +86,11 @@ def run_operator_on_examples(cluster, docs: list[dict[str, Any]], namespace: str
             return True
 
         wait_for("a Ready condition on every example object", all_have_ready, log)
+        # A stop exercises the backend's VM patch (runStrategy), as users' desiredState changes do.
+        ssvm = next(o["metadata"]["name"] for o in objects if o["kind"] == "SecondaryStorageVM")
+        kubectl_run(kubeconfig, "patch", "-n", namespace, "ssvm", ssvm, "--type", "merge", "-p", '{"spec":{"desiredState":"Stopped"}}')
+        vm = f"{cluster.url}/apis/kubevirt.io/v1/namespaces/{namespace}/virtualmachines/{ssvm}"
+        wait_for(f"the VM of {ssvm} halted", lambda: (_get(vm)[1].get("spec") or {}).get("runStrategy") == "Halted", log)
         kubectl_run(kubeconfig, "delete", "-n", namespace, "-f", str(ROOT / "examples"), "--wait=false")
         wait_for("the example objects to be deleted", lambda: all(_get(p)[0] == 404 for p in paths), log)
     finally:

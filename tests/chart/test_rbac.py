@@ -24,7 +24,6 @@ SAMPLE = pathlib.Path(__file__).parent / "fixtures" / "request_log_sample.json"
 # (group, resource, verb) -> the feature that will make the call. Remove an entry when its feature lands
 # (test_pending_grants_are_still_unused fails once the operator uses one).
 PENDING: dict[tuple[str, str, str], str] = {
-    ("kubevirt.io", "virtualmachines", "patch"): "KubeVirt backend: start/stop/reboot through runStrategy",
     ("", "secrets", "update"): "operator key rotation: promoting <key>.next (only while a rotation runs)",
 }
 
