@@ -12,6 +12,7 @@ from kubernetes import client as k8s
 from ssvm_operator import constants as c
 from ssvm_operator.devcluster import DevCluster
 from ssvm_operator.devcluster.sim_guests import (
+    GUEST_ANNOTATION,
     HOST_KEY_ANNOTATION,
     GuestSimConfig,
     GuestSimulator,
@@ -145,3 +146,28 @@ def test_a_guest_presenting_another_host_key_is_refused(gapi):
         assert condition(ssvm, "SSHReady")["status"] == "False"
         assert ssvm["status"]["state"] == "Starting"
         assert condition(ssvm, "Ready")["status"] == "False"
+
+
+def test_a_vm_whose_ssh_never_answers_is_recreated_after_the_start_timeout(gapi):
+    gapi.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {
+        "template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.19"}},
+        "health": {"intervalSeconds": 5, "failureThreshold": 3, "startTimeoutSeconds": 10}}})
+    gapi.store("s1", "z1")
+    custom = k8s.CustomObjectsApi(gapi.client)
+    with OperatorThread(gapi.ns, None, scan_interval=3.0):
+        wait_for("1 SSVM Running", _ready_ssvms(gapi, 1), timeout=90)
+        first_vm = custom.get_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1")
+        custom.patch_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1",
+                                              {"metadata": {"annotations": {GUEST_ANNOTATION: "silent"}}},
+                                              _content_type="application/merge-patch+json")
+        gapi.patch(c.SSVM_PLURAL, "z1-ssvm-1", {"spec": {"rebootRequest": "r1"}})  # the next instance never boots
+        wait_for("SSH refused on the silent instance", lambda: condition(gapi.get(c.SSVM_PLURAL, "z1-ssvm-1"), "SSHReady")
+                 .get("reason") == "ConnectionRefused", timeout=60)
+        ssvm = wait_for("a start-timeout recreate", lambda: (s := gapi.get(c.SSVM_PLURAL, "z1-ssvm-1"))
+                        and (s["spec"].get("recreateRequest") or "").startswith("start-timeout-") and s, timeout=60)
+        wait_for("Running and Ready on a new VM", _ready_ssvms(gapi, 1), timeout=90)
+        vm = custom.get_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1")
+        assert vm["metadata"]["uid"] != first_vm["metadata"]["uid"]
+        assert GUEST_ANNOTATION not in (vm["metadata"].get("annotations") or {})
+        assert gapi.get(c.SSVM_PLURAL, "z1-ssvm-1")["status"]["observedRecreateRequest"] == ssvm["spec"]["recreateRequest"]
+        assert "SSVMStartFailed" in {e["reason"] for e in gapi.events() if e["involved_object"]["name"] == "z1-ssvm-1"}

@@ -101,7 +101,7 @@ class HealthPolicy(ApiModel):
     interval_seconds: int = Field(default=60, ge=5, le=86400, description="Seconds between health checks of each SSVM.")
     failure_threshold: int = Field(default=3, ge=1, le=100, description="Consecutive failed checks after which the SSVM is recreated.")
     start_timeout_seconds: int = Field(
-        default=600, ge=30, le=86400,
+        default=600, ge=10, le=86400,
         description="Seconds a running VM may take to answer SSH on 3922 before it is recreated (never for HostKeyMismatch, "
                     "which needs a person).")
 

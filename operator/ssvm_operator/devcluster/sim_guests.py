@@ -5,7 +5,8 @@ agent in simulated mode with a state dir of its own (mounts and firewall rules r
 applied). A new instance (reboot, recreate) is a new guest; a deleted one stops.
 
 The annotation `sim.ssvm.io/guest-host-key: impostor` on a VirtualMachine makes its next guest
-present a host key of its own instead of the one in its user data (the pin must refuse it).
+present a host key of its own instead of the one in its user data (the pin must refuse it);
+`sim.ssvm.io/guest: silent` makes its next guest never answer SSH (a VM that runs but never boots).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 VMIS = "/apis/kubevirt.io/v1/virtualmachineinstances"
 HOST_KEY_ANNOTATION = "sim.ssvm.io/guest-host-key"
+GUEST_ANNOTATION = "sim.ssvm.io/guest"
 AUTHORIZED_KEYS_PATH = "/root/.ssh/authorized_keys"
 CONTROL_INTERFACE = "control"
 
@@ -156,7 +158,12 @@ class GuestSimulator:
         if code != 200:
             raise RuntimeError(f"cloud-init Secret {ref['name']} not readable: {code}")
         private, authorized = parse_user_data(_secret_text(secret, "userdata") or "")
-        if ((vm.get("metadata") or {}).get("annotations") or {}).get(HOST_KEY_ANNOTATION) == "impostor":
+        annotations = (vm.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(GUEST_ANNOTATION) == "silent":
+            self.guests[key] = (uid, None)  # this instance never answers; a new one is looked at afresh
+            log.info("simulated guest %s/%s on %s: silent (annotation)", ns, name, address)
+            return
+        if annotations.get(HOST_KEY_ANNOTATION) == "impostor":
             private = generate_keypair("impostor").private_openssh
         state = self.root / ns / name / (uid or "instance")
         guest = await asyncio.to_thread(start_simulated_guest, address, private, authorized, state,
@@ -166,7 +173,7 @@ class GuestSimulator:
 
     async def _stop(self, key: tuple[str, str]) -> None:
         found = self.guests.pop(key, None)
-        if found is not None:
+        if found is not None and found[1] is not None:
             await asyncio.to_thread(found[1].stop)
             log.info("simulated guest %s/%s stopped", *key)
 
