@@ -41,6 +41,8 @@ class ObservedVM:
     backend_name: str | None = None  # name of the VM object or external host
     api_version: str | None = None
     kind: str | None = None
+    spec_hash: str | None = None     # the material hash stamped on the VM (VMRequest.spec_hash); None: not stamped
+    restart_required: bool = False   # the VM's spec changed under its running instance (KubeVirt's RestartRequired)
 
     @property
     def control_ip(self) -> str | None:
@@ -66,6 +68,7 @@ class VMRequest:
     host_private_key: str = field(default="", repr=False)  # its private half: only ever in the SSVM's Secret
     operator_public_key: str = ""    # authorised to log in to the guest
     secret_name: str = ""            # Secret (owned by the SSVM) holding cloud-init user data / keys
+    spec_hash: str = ""              # template + offering digest (core.rollout); stamped on the VM, reported in ObservedVM
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ class MemoryVM:
     steps: list[tuple[str, float]] = field(default_factory=list)  # (phase, when it starts), in order
     instance: int = 0
     failed_reason: str = ""
-    spec_hash: str = ""
+    spec_hash: str = ""        # VMRequest.spec_hash of the last ensure (the VM's "spec")
+    instance_hash: str = ""    # the spec_hash its current instance booted with (differs: restart required)
 
     def phase_at(self, now: float) -> VMPhase:
         current = VMPhase.STOPPED
@@ -122,16 +123,14 @@ class MemoryBackend:
     async def ensure(self, request: VMRequest) -> ObservedVM:
         self._call("ensure", request.name)
         key = (request.namespace, request.name)
-        digest = hashlib.sha256(json.dumps([request.zone_spec, request.ssvm_spec, request.boot_args], sort_keys=True,
-                                           default=str).encode()).hexdigest()[:16]
         vm = self.vms.get(key)
         now = self.clock()
         if vm is None:
-            vm = MemoryVM(request.namespace, request.name, running=request.running, spec_hash=digest)
+            vm = MemoryVM(request.namespace, request.name, running=request.running, spec_hash=request.spec_hash)
             self.vms[key] = vm
             self._schedule(vm, [(p, now) for p in self.create_steps], then_boot=request.running)
         else:
-            vm.spec_hash = digest
+            vm.spec_hash = request.spec_hash   # like a patched VirtualMachine: a running instance keeps the old spec
             if request.running != vm.running:
                 (self._boot if request.running else self._halt)(vm)
         self._changed(vm)
@@ -171,6 +170,7 @@ class MemoryBackend:
         at = steps[-1][1] + self.step_seconds if steps else self.clock()
         if then_boot:
             vm.instance += 1
+            vm.instance_hash = vm.spec_hash
             reason, times = self._boot_failures.get(vm.name, ("", 0))
             for phase in self.boot_steps:
                 steps.append((phase.value, at))
@@ -206,7 +206,9 @@ class MemoryBackend:
                                         mac=f"02:00:{i:02x}:{(seed >> 16) & 0xff:02x}:{(seed >> 8) & 0xff:02x}:{seed & 0xff:02x}",
                                         network=f"memory-{traffic}")
         reason = vm.failed_reason if phase == VMPhase.FAILED else ""
-        return ObservedVM(phase=phase, reason=reason or "", message=f"in-memory VM, phase {phase.value}" if reason else "",
+        live = phase in (VMPhase.RUNNING, VMPhase.STARTING, VMPhase.MIGRATING)
+        return ObservedVM(spec_hash=vm.spec_hash or None, restart_required=live and vm.instance_hash != vm.spec_hash,
+                          phase=phase, reason=reason or "", message=f"in-memory VM, phase {phase.value}" if reason else "",
                           nics=nics, instance_id=f"{vm.name}-{vm.instance}" if vm.instance else None, backend_name=vm.name,
                           api_version="memory.ssvm.io/v1", kind="MemoryVM")
 
@@ -249,7 +251,7 @@ class MemoryBackend:
         with open(self.state_path) as f:
             for raw in json.load(f):
                 vm = MemoryVM(raw["namespace"], raw["name"], raw["running"], [tuple(s) for s in raw["steps"]],
-                              raw["instance"], raw.get("failed_reason", ""), raw.get("spec_hash", ""))
+                              raw["instance"], raw.get("failed_reason", ""), raw.get("spec_hash", ""), raw.get("instance_hash", ""))
                 self.vms[(vm.namespace, vm.name)] = vm
 
     def _save(self) -> None:

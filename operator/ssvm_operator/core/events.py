@@ -12,6 +12,8 @@ SSVM_REBOOTED = "SSVMRebooted"
 SSVM_DESTROYED = "SSVMDestroyed"
 SSVM_START_FAILED = "SSVMStartFailed"
 SSVM_REQUEST_IGNORED = "SSVMRequestIgnored"
+SSVM_UPGRADING = "SSVMUpgrading"   # the zone's rolling update replaces it (cloudstack-sysvmadm)
+SSVM_UPGRADED = "SSVMUpgraded"
 BACKEND_ERROR = "BackendError"
 
 # Why the capacity planner acts.

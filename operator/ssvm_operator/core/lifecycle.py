@@ -12,6 +12,7 @@ from typing import Any, Literal, Mapping
 from ..backends.base import ObservedVM, VMPhase
 from ..conditions import set_condition
 from . import events as ev
+from .rollout import material_hash, up_to_date_condition
 from .views import POOL_RESTART_ANNOTATION, CondSpec
 
 ActionKind = Literal["ensure", "start", "stop", "reboot", "destroy"]
@@ -51,6 +52,7 @@ class SSVMRequest:
     pool_restart: bool = False
     ha: bool = True
     generation: int | None = None
+    spec_hash: str = ""   # core.rollout.material_hash of the template and offering it should run ("" without its zone)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], zone_spec: Mapping[str, Any] | None = None) -> "SSVMRequest":
@@ -62,7 +64,7 @@ class SSVMRequest:
             observed_reboot=status.get("observedRebootRequest"), observed_recreate=status.get("observedRecreateRequest"),
             state=status.get("state"), deleting=bool(meta.get("deletionTimestamp")),
             pool_restart=POOL_RESTART_ANNOTATION in (meta.get("annotations") or {}), ha=offering.get("ha", True),
-            generation=meta.get("generation"))
+            generation=meta.get("generation"), spec_hash=material_hash(zone_spec, spec) if zone_spec else "")
 
     @property
     def reboot_pending(self) -> bool:
@@ -216,6 +218,9 @@ def ssvm_status_patch(status: Mapping[str, Any] | None, req: SSVMRequest, observ
         if cond.type == "Ready" and cond.status == "True" and gate.condition:
             cond = _guest_summary(conditions) or cond
         conditions = set_condition(conditions, cond.type, cond.status, cond.reason, cond.message, req.generation, now)
+    if observed is not None and zone_found:
+        up = up_to_date_condition(req.spec_hash, observed)
+        conditions = set_condition(conditions, up.type, up.status, up.reason, up.message, req.generation, now)
     if gate.condition and observed is not None:
         running = observed.phase == VMPhase.RUNNING
         conditions = set_condition(conditions, gate.condition, ("True" if gate.passed else "False") if running else "Unknown",

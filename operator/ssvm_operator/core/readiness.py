@@ -82,7 +82,7 @@ def zone_ready_condition(zone: ZoneView, readiness: ZoneReadiness, plan: Capacit
 
 
 def zone_status_patch(status: Mapping[str, Any] | None, zone: ZoneView, readiness: ZoneReadiness, plan: CapacityPlan,
-                      ssvms: Sequence[SSVMView], now: str | None = None) -> dict[str, Any]:
+                      ssvms: Sequence[SSVMView], now: str | None = None, extra: Sequence[CondSpec] = ()) -> dict[str, Any]:
     """The status fields that differ from `status`; empty when nothing changed (no churn, no moving timestamps)."""
     status = status or {}
     counts = plan.counts
@@ -97,7 +97,7 @@ def zone_status_patch(status: Mapping[str, Any] | None, zone: ZoneView, readines
     }
     patch = {k: v for k, v in wanted.items() if status.get(k) != v and v is not None}
     conditions = list(status.get("conditions") or [])
-    for cond in (*readiness.conditions, zone_ready_condition(zone, readiness, plan, ssvms)):
+    for cond in (*readiness.conditions, zone_ready_condition(zone, readiness, plan, ssvms), *extra):
         conditions = set_condition(conditions, cond.type, cond.status, cond.reason, cond.message, zone.generation, now)
     if conditions != list(status.get("conditions") or []):
         patch["conditions"] = conditions

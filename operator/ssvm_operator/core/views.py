@@ -9,6 +9,8 @@ from .. import constants as c
 # Annotation the zone puts on an SSVM it restarts from the stopped pool (the seed's
 # `secStorageVmFromStoppedPool`): if that start fails, the SSVM is destroyed and replaced.
 POOL_RESTART_ANNOTATION = f"{c.GROUP}/restarted-from-pool"
+# Annotation the zone puts on the SSVM it is replacing in a rolling update (value: the request token).
+UPGRADING_ANNOTATION = f"{c.GROUP}/upgrading"
 
 # The seed's scan counts these states; `Creating` (and no state yet) are in flight here because
 # creation is asynchronous, and `Error` keeps its slot while its own handler retries with backoff.
@@ -92,17 +94,29 @@ class SSVMView:
     deleting: bool = False
     active_sessions: int = 0
     pool_restart: bool = False
+    ready: bool = False                # its Ready condition is True
+    up_to_date: str | None = None      # its UpToDate condition's status
+    outdated_reason: str = ""          # and reason when False
+    upgrading: str | None = None       # the rolling update's request token while it is being replaced
+    observed_recreate: str | None = None
+    observed_reboot: str | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> "SSVMView":
         meta, spec, status = body.get("metadata", {}), body.get("spec") or {}, body.get("status") or {}
         labels = meta.get("labels") or {}
+        conds = {x.get("type"): x for x in status.get("conditions") or [] if isinstance(x, Mapping)}
+        up = conds.get("UpToDate") or {}
         return cls(
             name=meta["name"], role=spec.get("role", "templateProcessor"), desired_state=spec.get("desiredState", "Running"),
             state=status.get("state"), managed=labels.get(c.LABEL_MANAGED_BY) == c.MANAGED_BY,
             deleting=bool(meta.get("deletionTimestamp")),
             active_sessions=_get(status, "health", "activeSessions", default=0) or 0,
-            pool_restart=POOL_RESTART_ANNOTATION in (meta.get("annotations") or {}))
+            pool_restart=POOL_RESTART_ANNOTATION in (meta.get("annotations") or {}),
+            ready=(conds.get("Ready") or {}).get("status") == "True", up_to_date=up.get("status"),
+            outdated_reason=up.get("reason", "") if up.get("status") == "False" else "",
+            upgrading=(meta.get("annotations") or {}).get(UPGRADING_ANNOTATION),
+            observed_recreate=status.get("observedRecreateRequest"), observed_reboot=status.get("observedRebootRequest"))
 
     @property
     def counted(self) -> bool:

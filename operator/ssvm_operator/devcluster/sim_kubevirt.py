@@ -184,8 +184,10 @@ class KubeVirtSimulator:
             self._later(key, self.config.boot_delay / 2)
             return
         phase = (vmi.get("status") or {}).get("phase") or "Pending"
+        # KubeVirt's RestartRequired: the VM's template changed under a running instance
+        restart = (((spec.get("template") or {}).get("spec") or {"domain": {"devices": {}}}) != (vmi.get("spec") or {}))
         if phase == "Running":
-            await self._vm_status(api, vm, "Running", ready=True, created=True)
+            await self._vm_status(api, vm, "Running", ready=True, created=True, restart_required=restart)
             return
         if not self._ready_for_step(key):
             return  # a timer is pending for this step
@@ -195,7 +197,7 @@ class KubeVirtSimulator:
             self._later(key, self.config.boot_delay / 2)
         elif phase == "Scheduled":
             await self._vmi_status(api, vmi, self._running_status(vm))
-            await self._vm_status(api, vm, "Running", ready=True, created=True)
+            await self._vm_status(api, vm, "Running", ready=True, created=True, restart_required=restart)
             self._due.pop(key, None)
 
     async def _ensure_datavolumes(self, api: ApiClient, vm: dict[str, Any]) -> None:
@@ -270,10 +272,13 @@ class KubeVirtSimulator:
             raise RuntimeError(f"VMI status {meta['namespace']}/{meta['name']}: {code} {body}")
 
     async def _vm_status(self, api: ApiClient, vm: dict[str, Any], printable: str, *, ready: bool, created: bool,
-                         failure: str | None = None) -> None:
+                         failure: str | None = None, restart_required: bool = False) -> None:
         current = vm.get("status") or {}
         conditions = [{"type": "Ready", "status": "True" if ready else "False",
                        "reason": "" if ready else (failure or printable)}]
+        if restart_required:
+            conditions.append({"type": "RestartRequired", "status": "True", "reason": "",
+                               "message": "a non-live-updatable field was changed in the template spec"})
         if failure:
             conditions.append({"type": "Failure", "status": "True", "reason": failure,
                                "message": f"simulated failure {failure} (annotation {FAIL_ANNOTATION})"})

@@ -17,6 +17,7 @@ from .. import metrics
 from ..backends.base import VMRequest
 from ..backends.registry import BackendRegistry
 from ..core.events import EventSpec
+from ..core.rollout import material_hash
 from ..settings import OperatorConfig
 from .kubeapi import KubeApi
 from .start_gate import BackendReadinessGate, StartGate
@@ -39,6 +40,7 @@ def default_vm_request(ssvm: Mapping[str, Any], zone: Mapping[str, Any], running
         boot_args = ""
     return VMRequest(namespace=meta["namespace"], name=meta["name"], uid=meta.get("uid", ""), zone_name=zone["metadata"]["name"],
                      role=role, running=running, zone_spec=zone_spec, ssvm_spec=spec, boot_args=boot_args,
+                     spec_hash=material_hash(zone_spec, spec),
                      labels={c.LABEL_ZONE: zone["metadata"]["name"], c.LABEL_ROLE: role, c.LABEL_SSVM: meta["name"]})
 
 
@@ -62,6 +64,9 @@ class Runtime:
     # (VM instance, monotonic time) since which the start gate has failed, for the start timeout
     gate_failing_since: dict[Key, tuple[str | None, float]] = field(default_factory=dict)
     _written: dict[Key, tuple[set[str], dict[str, Any]]] = field(default_factory=dict)
+    # rolling update per zone: the replacement issued (time, SSVM, token), and the SSVMs whose SSVMUpgraded was posted
+    rollout_issued: dict[tuple[str, str], tuple[float, str, str]] = field(default_factory=dict)
+    rollout_done: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     def remember_write(self, kind: str, namespace: str, name: str, written_over: tuple[str | None, ...], response: dict[str, Any]) -> None:
         """Our own write's result, used until the watch stream delivers it (so a request is never acted on twice)."""

@@ -28,7 +28,7 @@ from ..core.lifecycle import (
     transition_events,
 )
 from ..core.start_timeout import start_timeout_due
-from ..core.views import POOL_RESTART_ANNOTATION
+from ..core.views import POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION
 from . import ids
 from .kubeapi import ApiError
 from .runtime import Runtime, backoff_delay, object_ref, post_events
@@ -40,12 +40,16 @@ STEADY = ("Running", "Stopped", "Error")
 
 def index_ssvm(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     meta, spec, status = body.get("metadata", {}), body.get("spec") or {}, body.get("status") or {}
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k == POOL_RESTART_ANNOTATION}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k in (POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION)}
+    conditions = [dict(x) for x in status.get("conditions") or [] if x.get("type") in ("Ready", "UpToDate")]
     return {(namespace, spec.get("zoneRef", "")): {
-        "metadata": {"name": meta.get("name"), "labels": dict(meta.get("labels") or {}), "annotations": annotations,
+        "metadata": {"name": meta.get("name"), "uid": meta.get("uid"), "labels": dict(meta.get("labels") or {}), "annotations": annotations,
                      "deletionTimestamp": meta.get("deletionTimestamp")},
-        "spec": {"role": spec.get("role", "templateProcessor"), "desiredState": spec.get("desiredState", "Running")},
-        "status": {"state": status.get("state"), "health": {"activeSessions": (status.get("health") or {}).get("activeSessions", 0)}},
+        "spec": {"role": spec.get("role", "templateProcessor"), "desiredState": spec.get("desiredState", "Running"),
+                 **{k: copy.deepcopy(spec[k]) for k in ("template", "offering") if spec.get(k)}},   # overrides: the rolling update's hash
+        "status": {"state": status.get("state"), "health": {"activeSessions": (status.get("health") or {}).get("activeSessions", 0)},
+                   "conditions": conditions, "observedRecreateRequest": status.get("observedRecreateRequest"),
+                   "observedRebootRequest": status.get("observedRebootRequest")},
     }}
 
 

@@ -24,6 +24,7 @@ from ..core.objects import zone_ssvm_object
 from ..core.readiness import evaluate_zone_readiness, zone_ready_condition, zone_status_patch
 from ..core.views import POOL_RESTART_ANNOTATION, SSVMView, StoreView, ZoneView
 from . import ids
+from . import rollout as rolling
 from .kubeapi import ApiError
 from .runtime import Runtime, backoff_delay, object_ref, post_events
 
@@ -152,12 +153,16 @@ async def reconcile_zone(rt: Runtime, zone: Mapping[str, Any], stores: list[Mapp
     readiness = evaluate_zone_readiness(view, store_views, answer, error)
     plan = plan_zone_capacity(view, store_views, ssvm_views, ready=readiness.ready)
     failures = await _carry_out(rt, zone, plan, logger) if not plan.empty else []
+    rollout = rolling.plan(rt, view, spec, ssvms, ssvm_views, ready=readiness.ready)
+    if not rollout.empty:
+        failures += await rolling.carry_out(rt, zone, ssvms, rollout, logger)
     if rt.zone_generations.get(key) != view.generation:
         rt.zone_generations[key] = view.generation
         for s in ssvms:   # the zone's spec changed (enabled, offering...): every SSVM re-plans now
             rt.wake(c.SSVM_KIND, view.namespace, s["metadata"]["name"])
     await _mark_stores_found(rt, view.namespace, view.name, stores)
-    await _write_status(rt, zone, lambda status: zone_status_patch(status, view, readiness, plan, ssvm_views))
+    await _write_status(rt, zone, lambda status: zone_status_patch(status, view, readiness, plan, ssvm_views,
+                                                                   extra=(rollout.condition,)))
     _record_counts(view, plan, ssvm_views, readiness)
     return failures
 
@@ -216,6 +221,8 @@ async def zone_deleted(namespace: str, name: str, memo: kopf.Memo, logger: Any, 
     metrics.forget_zone(namespace, name)
     rt.readiness_cache.pop((namespace, name), None)
     rt.pending_creates.pop((namespace, name), None)
+    rt.rollout_issued.pop((namespace, name), None)
+    rt.rollout_done.pop((namespace, name), None)
     logger.info("zone %s: all SSVMs destroyed", name)
 
 

@@ -16,6 +16,7 @@ ROOT_DISK, CLOUDINIT_DISK = "rootdisk", "cloudinit"
 USERDATA_KEY, NETWORKDATA_KEY = "userdata", "networkdata"  # the Secret keys KubeVirt's NoCloud source reads
 BANDWIDTH_ANNOTATIONS = ("kubernetes.io/ingress-bandwidth", "kubernetes.io/egress-bandwidth")
 ANNOTATION_TEMPLATE_SOURCE = f"{c.LABEL_PREFIX}/template-source"
+ANNOTATION_SPEC_HASH = f"{c.LABEL_PREFIX}/spec-hash"   # the template + offering hash the VM was built from (core.rollout)
 
 
 class ManifestError(ValueError):
@@ -131,7 +132,8 @@ def build_virtual_machine_model(request: VMRequest) -> m.VirtualMachine:
     )
     return m.VirtualMachine(
         metadata=m.ObjectMeta(name=request.name, namespace=request.namespace, labels=labels,
-                              annotations={ANNOTATION_TEMPLATE_SOURCE: source},
+                              annotations={ANNOTATION_TEMPLATE_SOURCE: source,
+                                           **({ANNOTATION_SPEC_HASH: request.spec_hash} if request.spec_hash else {})},
                               owner_references=[owner_reference(request)]),
         spec=m.VirtualMachineSpec(
             run_strategy="Always" if request.running else "Halted",

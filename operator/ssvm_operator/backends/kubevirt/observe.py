@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from ...core.niclayout import CONTROL, TRAFFIC_OF_INTERFACE
 from ..base import NicInfo, ObservedVM, VMPhase
 from . import models as m
+from .manifests import ANNOTATION_SPEC_HASH
 
 # KubeVirt printableStatus values that are failure states; each becomes ObservedVM.reason.
 FAILURE_STATES = ("ErrImagePull", "ImagePullBackOff", "ErrorUnschedulable", "CrashLoopBackOff", "DataVolumeError",
@@ -71,8 +72,10 @@ def observe_objects(vm: Mapping[str, Any] | None, vmi: Mapping[str, Any] | None)
     vm_r = m.VMRead.model_validate(vm)
     vmi_r = m.VMIRead.model_validate(vmi) if vmi is not None else None
     name = vm_r.metadata.get("name")
+    restart = any(cond.type == "RestartRequired" and cond.status == "True" for cond in vm_r.status.conditions)
     common = dict(backend_name=name, api_version=m.KUBEVIRT_API_VERSION, kind="VirtualMachine",
-                  nics=nics_from_vmi(vmi_r), instance_id=(vmi_r.metadata.get("uid") if vmi_r else None))
+                  nics=nics_from_vmi(vmi_r), instance_id=(vmi_r.metadata.get("uid") if vmi_r else None),
+                  spec_hash=(vm_r.metadata.get("annotations") or {}).get(ANNOTATION_SPEC_HASH), restart_required=restart)
     if vm_r.metadata.get("deletionTimestamp"):
         return ObservedVM(phase=VMPhase.STOPPING, reason="Terminating", message="VirtualMachine is being deleted", **common)
     failure = _failure(vm_r, vmi_r)
