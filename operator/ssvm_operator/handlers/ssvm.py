@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import kopf
 
 from .. import constants as c
+from .. import metrics
 from ..backends.base import BackendError, ObservedVM, VMBackend, VMPhase
 from ..core import events as ev
 from ..core.lifecycle import (
@@ -237,7 +238,8 @@ async def ssvm_daemon(namespace: str, name: str, body: kopf.Body, stopped: kopf.
         zone_ref = (ssvm.get("spec") or {}).get("zoneRef", "")
         zone = next(iter(zones_by_name.get((namespace, zone_ref), [])), None)
         try:
-            steady, hint, acted = await reconcile_ssvm(rt, ssvm, copy.deepcopy(zone) if zone else None, logger)
+            with metrics.observe_reconcile(KIND):
+                steady, hint, acted = await reconcile_ssvm(rt, ssvm, copy.deepcopy(zone) if zone else None, logger)
         except ApiError as e:
             steady, hint, acted = False, 1.0, False
             logger.warning("SSVM %s: API error %s %s", name, e.status, e.reason)
