@@ -19,8 +19,11 @@ from . import ids
 def initialize_status(status: Mapping[str, Any], meta: Mapping[str, Any], patch: kopf.Patch, types: Iterable[str]) -> None:
     generation = meta.get("generation")
     conditions = initial_conditions(status.get("conditions"), types, generation)
-    if conditions != list(status.get("conditions") or []) or status.get("observedGeneration") != generation:
+    if conditions != list(status.get("conditions") or []):
         patch.status["conditions"] = conditions
+        patch.status["observedGeneration"] = generation
+    elif status.get("observedGeneration") != generation:
+        # generation alone: rewriting the (possibly stale) condition list would undo the reconcilers' newer writes
         patch.status["observedGeneration"] = generation
 
 
