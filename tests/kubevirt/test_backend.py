@@ -134,3 +134,26 @@ async def test_failure_states_are_observed_with_their_reason(backend, make_ssvm,
         {"metadata": {"annotations": {FAIL_ANNOTATION: state}}}, _content_type="application/merge-patch+json")
     failed = await _phase(backend, namespace, request.name, VMPhase.FAILED)
     assert failed.reason == state and state in failed.message
+
+
+async def test_spec_hash_is_stamped_and_a_changed_template_under_a_running_vm_requires_a_restart(backend, make_ssvm, namespace):
+    from ssvm_operator.core.rollout import material_hash
+    request = make_ssvm("zone1-ssvm-3")
+    request = dataclasses.replace(request, spec_hash=material_hash(request.zone_spec, request.ssvm_spec))
+    await backend.ensure(request)
+    running = await _phase(backend, namespace, request.name, VMPhase.RUNNING)
+    assert (running.spec_hash, running.restart_required) == (request.spec_hash, False)
+    zone_spec = {**request.zone_spec, "secondaryStorage": {**request.zone_spec["secondaryStorage"],
+                                                           "template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.20"}}}}
+    changed = dataclasses.replace(request, zone_spec=zone_spec, spec_hash=material_hash(zone_spec, request.ssvm_spec))
+    assert changed.spec_hash != request.spec_hash
+    await backend.ensure(changed)   # patches the VM's template under its running instance, as KubeVirt would be asked to
+
+    async def restart_required():
+        seen = await backend.observe(namespace, request.name)
+        return seen if seen.restart_required else None
+    seen = await await_for(restart_required, "RestartRequired")
+    assert seen.spec_hash == changed.spec_hash
+    await backend.reboot(namespace, request.name)   # a new instance from the new template
+    after = await _phase(backend, namespace, request.name, VMPhase.RUNNING, other_than=running.instance_id)
+    assert not after.restart_required

@@ -94,3 +94,11 @@ def test_readiness_from_discovery(served, zone_change, expected):
             zone["spec"]["secondaryStorage"][key] = value
     answer = readiness_from_discovery(served, "zone1", admitted_zone_spec(zone))
     assert (answer.can_run_vms, answer.template_ready, answer.reason) == expected
+
+
+def test_spec_hash_and_restart_required():
+    seen = observe_objects(_vm("Running", annotations={"ssvm.io/spec-hash": "aa.bb"},
+                               conditions=[{"type": "RestartRequired", "status": "True"}]), _vmi())
+    assert (seen.spec_hash, seen.restart_required) == ("aa.bb", True)
+    plain = observe_objects(_vm("Running"), _vmi())
+    assert (plain.spec_hash, plain.restart_required) == (None, False)

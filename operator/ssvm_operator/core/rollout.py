@@ -31,12 +31,10 @@ _NOT_MATERIAL = ("ha",)   # the offering's HA flag is a restart policy, not part
 
 def _normalized(model: Any, raw: Mapping[str, Any] | None, drop: Sequence[str] = ()) -> Any:
     """The value with defaults removed, so a stored default and an omitted field hash the same."""
-    if not raw:
-        return None
     try:
-        out = model.model_validate(raw).model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude_none=True)
+        out = model.model_validate(raw or {}).model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude_none=True)
     except ValueError:
-        out = dict(raw)   # an invalid spec still gets a stable hash; the backend reports the error
+        out = dict(raw or {})   # an invalid spec still gets a stable hash; the backend reports the error
     for key in drop:
         out.pop(key, None)
     return out

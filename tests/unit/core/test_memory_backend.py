@@ -123,3 +123,32 @@ async def test_listeners_hear_changes(backend):
     await backend.ensure(request())
     await backend.destroy("ns", "vm1")
     assert heard[:1] == ["vm1"] and heard[-1] == "vm1"
+
+
+def test_memory_vm_reports_its_spec_hash_and_restart_required():
+    import asyncio
+
+    from ssvm_operator.backends.base import VMRequest
+    from ssvm_operator.backends.memory import ManualClock, MemoryBackend
+
+    clock = ManualClock()
+    backend = MemoryBackend(clock=clock, step_seconds=1.0)
+
+    def request(spec_hash: str) -> VMRequest:
+        return VMRequest(namespace="ns", name="vm", uid="u", zone_name="z", role="templateProcessor", running=True,
+                         zone_spec={}, ssvm_spec={}, spec_hash=spec_hash)
+
+    async def run() -> None:
+        await backend.ensure(request("a.b"))
+        clock.advance(10)
+        seen = await backend.observe("ns", "vm")
+        assert (seen.phase, seen.spec_hash, seen.restart_required) == (VMPhase.RUNNING, "a.b", False)
+        await backend.ensure(request("c.b"))   # the spec changes under the running instance
+        seen = await backend.observe("ns", "vm")
+        assert (seen.spec_hash, seen.restart_required) == ("c.b", True)
+        await backend.reboot("ns", "vm")
+        clock.advance(10)
+        seen = await backend.observe("ns", "vm")
+        assert (seen.phase, seen.restart_required) == (VMPhase.RUNNING, False)
+
+    asyncio.run(run())
