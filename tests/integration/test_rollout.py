@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from ssvm_operator import constants as c
 from ssvm_operator.backends.base import VMPhase
 from ssvm_operator.core.rollout import material_hash
@@ -65,7 +64,7 @@ def test_new_template_replaces_ssvms_one_at_a_time(api, memory, operator):
     assert all(condition(s, "UpToDate").get("reason") == "UpToDate" for s in ssvms.values())
     assert all(s["spec"]["recreateRequest"] == f"upgrade-{want}" == s["status"]["observedRecreateRequest"] for s in ssvms.values())
     for name in ssvms:
-        wait_for(f"upgrade events of {name}", lambda: {"SSVMUpgrading", "SSVMUpgraded"} <= set(_reasons(api, name)))
+        wait_for(f"upgrade events of {name}", lambda n=name: {"SSVMUpgrading", "SSVMUpgraded"} <= set(_reasons(api, n)))
     # a quiet period replaces nothing more
     calls = dict(memory.calls)
     wait_for("a safety scan", lambda: memory.calls["observe"] > calls["observe"] + 3, timeout=15)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..backends.base import ObservedVM, VMPhase
 from .naming import slot_of
@@ -46,7 +47,7 @@ def _digest(value: Any) -> str:
 
 def material_parts(zone_spec: Mapping[str, Any], ssvm_spec: Mapping[str, Any] | None) -> tuple[str, str]:
     """(template digest, offering digest) as resolved for one SSVM: its overrides, else the zone's."""
-    from ..api.zone import KubeVirtTemplate, ExternalTemplate, Offering
+    from ..api.zone import ExternalTemplate, KubeVirtTemplate, Offering
     ss = zone_spec.get("secondaryStorage") or {}
     backend = ss.get("backend", "kubevirt")
     model = ExternalTemplate if backend == "external" else KubeVirtTemplate
@@ -95,11 +96,14 @@ class ReplaceSSVM:
     reason: str   # TemplateChanged, OfferingChanged, RestartRequired
 
 
+_NO_SSVMS = CondSpec(ZONE_UP_TO_DATE, "True", UP_TO_DATE, "No SSVMs.")
+
+
 @dataclass(frozen=True)
 class RolloutPlan:
     replace: ReplaceSSVM | None = None
     finished: tuple[str, ...] = ()   # replaced and settled: their upgrading annotation is removed
-    condition: CondSpec = CondSpec(ZONE_UP_TO_DATE, "True", UP_TO_DATE, "No SSVMs.")
+    condition: CondSpec = _NO_SSVMS
 
     @property
     def empty(self) -> bool:

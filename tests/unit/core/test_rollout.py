@@ -18,7 +18,7 @@ Z = ZoneView(namespace="ns", name="z1")
 
 
 def ssvm(n: int, **kw) -> SSVMView:
-    base = dict(name=f"z1-ssvm-{n}", state="Running", ready=True, up_to_date="True")
+    base = {"name": f"z1-ssvm-{n}", "state": "Running", "ready": True, "up_to_date": "True"}
     return SSVMView(**{**base, **kw})
 
 
