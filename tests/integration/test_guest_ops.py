@@ -171,3 +171,31 @@ def test_a_vm_whose_ssh_never_answers_is_recreated_after_the_start_timeout(gapi)
         assert GUEST_ANNOTATION not in (vm["metadata"].get("annotations") or {})
         assert gapi.get(c.SSVM_PLURAL, "z1-ssvm-1")["status"]["observedRecreateRequest"] == ssvm["spec"]["recreateRequest"]
         assert "SSVMStartFailed" in {e["reason"] for e in gapi.events() if e["involved_object"]["name"] == "z1-ssvm-1"}
+
+
+def test_an_ssvm_unhealthy_for_the_threshold_is_recreated(gapi, guest_cluster):
+    _, guests = guest_cluster
+    gapi.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {
+        "template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.19"}},
+        "health": {"intervalSeconds": 5, "failureThreshold": 2}}})
+    gapi.store("s1", "z1")
+    custom = k8s.CustomObjectsApi(gapi.client)
+    with OperatorThread(gapi.ns, None, scan_interval=3.0):
+        wait_for("1 SSVM Running", _ready_ssvms(gapi, 1), timeout=90)
+        first_vm = custom.get_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1")
+        _, guest = guests.guests[(gapi.ns, "z1-ssvm-1")]
+        recorded = guest.state_dir / "var/lib/ssvm-agent/simulated"
+
+        def lose_mounts() -> bool:  # the store vanishes from the guest (not stale: a remount cannot help)
+            for f in recorded.glob("mount*.json"):
+                f.write_text("{}")
+            s = gapi.get(c.SSVM_PLURAL, "z1-ssvm-1")
+            return (s["spec"].get("recreateRequest") or "").startswith("unhealthy-")
+
+        wait_for("an unhealthy recreate", lose_mounts, timeout=60)
+        wait_for("Running and Ready on a new VM", _ready_ssvms(gapi, 1), timeout=90)
+        vm = custom.get_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1")
+        assert vm["metadata"]["uid"] != first_vm["metadata"]["uid"]
+        reasons = {e["reason"] for e in gapi.events() if e["involved_object"]["name"] == "z1-ssvm-1"}
+        assert {"SSVMUnhealthy", "SSVMRecreated"} <= reasons
+        assert gapi.get(c.SSVM_PLURAL, "z1-ssvm-1")["status"]["health"]["healthy"] is True

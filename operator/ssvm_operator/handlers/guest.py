@@ -92,7 +92,7 @@ class KubeCluster:
             try:
                 response = await self.rt.api.patch_status(plural, namespace, name, patch, before)
                 if plural == c.SSVM_PLURAL:
-                    self.rt.remember_write(KIND, namespace, name, before, response)
+                    self.rt.remember_write(KIND, namespace, name, (before,), response)
                 return
             except ApiError as e:
                 if e.status != 409:
@@ -106,8 +106,10 @@ class KubeCluster:
         await self._update(c.IMAGESTORE_PLURAL, namespace, name, await self._read(c.IMAGESTORE_PLURAL, namespace, name), compute)
 
     async def request_recreate(self, namespace: str, name: str, token: str) -> None:
+        known = await self.get_ssvm(namespace, name)
         response = await self.rt.api.patch(c.SSVM_PLURAL, namespace, name, {"spec": {"recreateRequest": token}})
-        self.rt.remember_write(KIND, namespace, name, None, response)
+        # the version we knew is now stale: until the watch shows the patch, the lifecycle loop uses its result
+        self.rt.remember_write(KIND, namespace, name, ((known or {}).get("metadata", {}).get("resourceVersion"),), response)
         self.rt.wake(KIND, namespace, name)
 
     def post_event(self, ssvm: Mapping[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
