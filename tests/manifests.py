@@ -25,3 +25,13 @@ def crd_schemas() -> dict[str, dict]:
         crd = yaml.safe_load(path.read_text())
         out[crd["spec"]["names"]["kind"]] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return out
+
+
+def hack_module(name: str):
+    """A generator script of hack/ (e.g. "gen_crds"), imported so tests can compare its output with the files."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "hack" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,14 +1,13 @@
 """Argo CD health checks of Zone, ImageStore and SecondaryStorageVM, run in Lua 5.1 over health_test.yaml tables."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import jsonschema
 import pytest
 import yaml
 
-from tests.manifests import ROOT, crd_schemas
+from tests.manifests import ROOT, crd_schemas, hack_module
 
 from .lua import run_health
 
@@ -16,13 +15,6 @@ ARGOCD = ROOT / "argocd"
 CUSTOM = ARGOCD / "resource_customizations" / "ssvm.io"
 SCHEMAS = ROOT.parent / "shared" / "schemas"
 KINDS = ("Zone", "ImageStore", "SecondaryStorageVM")
-
-
-def _gen():
-    spec = importlib.util.spec_from_file_location("gen_argocd", ROOT / "hack" / "gen_argocd.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cases():
@@ -33,7 +25,7 @@ def _cases():
 
 
 def test_generated_files_are_up_to_date():
-    for path, text in _gen().expected_files().items():
+    for path, text in hack_module("gen_argocd").expected_files().items():
         assert path.exists() and path.read_text() == text, f"{path} is stale: run .venv/bin/python hack/gen_argocd.py"
 
 
@@ -66,7 +58,7 @@ def test_testdata_objects_are_valid_for_the_crds(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_terminal_reason_degrades_and_others_progress(kind):
     script = (CUSTOM / kind / "health.lua").read_text()
-    terminal = _gen().TERMINAL_REASONS[kind]
+    terminal = hack_module("gen_argocd").TERMINAL_REASONS[kind]
     for reason, expected in [*((r, "Degraded") for r in terminal), ("SomethingTransient", "Progressing")]:
         obj = {"metadata": {"name": "x", "generation": 1},
                "status": {"observedGeneration": 1, "conditions": [

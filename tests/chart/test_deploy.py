@@ -1,23 +1,16 @@
 """deploy/ssvm-operator.yaml: the chart rendered for kubectl users, up to date and valid."""
 from __future__ import annotations
 
-import importlib.util
-
 import kubernetes_validate
 import yaml
+
+from tests.manifests import hack_module
 
 from .helm import ROOT
 
 
-def _gen():
-    spec = importlib.util.spec_from_file_location("gen_deploy", ROOT / "hack" / "gen_deploy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_plain_manifests_are_up_to_date_with_the_chart():
-    gen = _gen()
+    gen = hack_module("gen_deploy")
     assert gen.OUTPUT.read_text() == gen.render(), "run .venv/bin/python hack/gen_deploy.py"
 
 

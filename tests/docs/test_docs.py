@@ -1,34 +1,25 @@
 """The docs: generated pages up to date, and hand-written pages covering what the code has."""
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client import generate_latest
 
-from tests.manifests import ROOT
+from tests.manifests import ROOT, hack_module
 
 DOCS = ROOT / "docs"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "hack" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_generated_docs_are_up_to_date():
-    for path, text in _load("gen_docs").expected_files().items():
+    for path, text in hack_module("gen_docs").expected_files().items():
         assert path.exists() and path.read_text() == text, f"{path.name} is stale: run .venv/bin/python hack/gen_docs.py"
 
 
 def test_every_zone_field_names_the_cloudstack_setting_it_replaces():
-    gen = _load("gen_docs")
+    gen = hack_module("gen_docs")
     assert gen.missing_cloudstack() == []
     assert len(gen.zone_paths()) > 30
     stale = [k for k in gen.CLOUDSTACK if "*" not in k and k not in gen.zone_paths()]
@@ -38,7 +29,7 @@ def test_every_zone_field_names_the_cloudstack_setting_it_replaces():
 def test_api_reference_lists_every_field_of_every_kind():
     from ssvm_operator.api.crd import KINDS
 
-    gen = _load("gen_docs")
+    gen = hack_module("gen_docs")
     text = (DOCS / "api-reference.md").read_text()
     for info in KINDS:
         schema = gen._schema(info)
@@ -50,7 +41,7 @@ def test_api_reference_lists_every_field_of_every_kind():
 def test_troubleshooting_explains_every_terminal_reason():
     text = (DOCS / "troubleshooting.md").read_text()
     argocd = (DOCS / "install-argocd.md").read_text()
-    for kind, reasons in _load("gen_argocd").TERMINAL_REASONS.items():
+    for kind, reasons in hack_module("gen_argocd").TERMINAL_REASONS.items():
         for reason in reasons:
             assert f"`{reason}`" in text, f"troubleshooting.md lacks {reason} ({kind})"
             assert reason in argocd

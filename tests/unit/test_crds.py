@@ -1,7 +1,6 @@
 """The generated CRDs: up to date, valid for Kubernetes, structural, and shaped as kubectl users expect."""
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 import subprocess
 import sys
@@ -10,21 +9,15 @@ import celpy
 import kubernetes_validate
 import pytest
 import yaml
-
 from ssvm_operator.api.crd import KINDS, all_crds
+
+from tests.manifests import hack_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _gen_module():
-    spec = importlib.util.spec_from_file_location("gen_crds", ROOT / "hack" / "gen_crds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_crds_folder_is_up_to_date_with_the_models():
-    expected = _gen_module().expected_files()
+    expected = hack_module("gen_crds").expected_files()
     on_disk = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
     assert sorted(on_disk) == sorted(expected), "run: .venv/bin/python hack/gen_crds.py"
     for name, text in expected.items():
