@@ -4,8 +4,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -14,7 +12,8 @@ from kubernetes import config as k8s_config
 from ssvm_operator import constants as c
 from ssvm_operator.settings import OperatorConfig
 
-WAIT = 30.0   # seconds any convergence may take before a test fails
+from tests.waiting import wait_for  # noqa: F401  (the integration tests import it from here)
+
 
 
 class OperatorThread:
@@ -92,16 +91,6 @@ class Api:
                            {"zoneRef": zone, "url": f"nfs://10.0.0.5/export/{name}", **spec})
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT, interval: float = 0.1) -> Any:
-    """Polls `check` until it returns something truthy; fails with `what` and the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def states(api: Api) -> dict[str, str | None]:
