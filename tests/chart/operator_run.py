@@ -91,6 +91,13 @@ def run_operator_on_examples(cluster, docs: list[dict[str, Any]], namespace: str
         kubectl_run(kubeconfig, "patch", "-n", namespace, "ssvm", ssvm, "--type", "merge", "-p", '{"spec":{"desiredState":"Stopped"}}')
         vm = f"{cluster.url}/apis/kubevirt.io/v1/namespaces/{namespace}/virtualmachines/{ssvm}"
         wait_for(f"the VM of {ssvm} halted", lambda: (_get(vm)[1].get("spec") or {}).get("runStrategy") == "Halted", log)
+        # A reboot exercises the backend's VirtualMachineInstance delete (a new instance), as users' reboots do.
+        listed = json.loads(kubectl_run(kubeconfig, "get", "-n", namespace, "ssvm", "-o", "json").stdout)["items"]
+        other = next(o["metadata"]["name"] for o in listed if o["metadata"]["name"] != ssvm)  # one the zones created
+        kubectl_run(kubeconfig, "patch", "-n", namespace, "ssvm", other, "--type", "merge", "-p", '{"spec":{"rebootRequest":"rbac-1"}}')
+        path = f"{cluster.url}/apis/ssvm.io/v1alpha1/namespaces/{namespace}/secondarystoragevms/{other}"
+        wait_for(f"the reboot of {other} acknowledged",
+                 lambda: (_get(path)[1].get("status") or {}).get("observedRebootRequest") == "rbac-1", log)
         kubectl_run(kubeconfig, "delete", "-n", namespace, "-f", str(ROOT / "examples"), "--wait=false")
         wait_for("the example objects to be deleted", lambda: all(_get(p)[0] == 404 for p in paths), log)
     finally:

@@ -79,9 +79,10 @@ tests/chart/test_rbac.py derives them from the API calls of a run against the de
 - apiGroups: [kubevirt.io]
   resources: [virtualmachines]
   verbs: [get, create, patch, delete]
+# a reboot deletes the running instance; KubeVirt starts a new one (runStrategy Always)
 - apiGroups: [kubevirt.io]
   resources: [virtualmachineinstances]
-  verbs: [get]
+  verbs: [get, delete]
 # cloud-init user data and SSH keys of each SSVM; update promotes the next operator key during a rotation
 - apiGroups: [""]
   resources: [secrets]
