@@ -50,3 +50,17 @@ def test_initialize_status_patches_once_then_not_again():
         second = kopf.Patch()
         initialize_status(patch["status"], {"generation": 1}, second, model.CONDITIONS)
         assert not second, "a second pass over an initialised object must write nothing"
+
+
+def test_generation_is_left_to_reconcilers_that_own_it():
+    done = {"conditions": initial_conditions([], Zone.CONDITIONS, 1), "observedGeneration": 1}
+    patch = kopf.Patch()
+    initialize_status(done, {"generation": 2}, patch, Zone.CONDITIONS, owns_generation=False)
+    assert not patch, "a spec change must not be reported as observed before the zone's loop acted on it"
+    first = kopf.Patch()
+    initialize_status({}, {"generation": 1}, first, Zone.CONDITIONS, owns_generation=False)
+    assert first["status"]["observedGeneration"] == 1  # never empty, even so
+    store = kopf.Patch()
+    store_done = {"conditions": initial_conditions([], ImageStore.CONDITIONS, 1), "observedGeneration": 1}
+    initialize_status(store_done, {"generation": 2}, store, ImageStore.CONDITIONS)
+    assert store["status"] == {"observedGeneration": 2}
