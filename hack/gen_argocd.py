@@ -22,7 +22,7 @@ _VM = ("ErrImagePull", "ImagePullBackOff", "ErrorUnschedulable", "CrashLoopBackO
 _GUEST = ("HostKeyMismatch", "AuthenticationFailed", "InvalidKey", "KeysMissing")
 _NFS = ("ExportNotFound", "PermissionDenied", "StoreNotWritable", "NoNFSClientSupport")
 TERMINAL_REASONS: dict[str, tuple[str, ...]] = {
-    "Zone": (*_TEMPLATE, "NoWritableImageStore", "KubeVirtNotInstalled"),
+    "Zone": (*_TEMPLATE, "NoExternalHosts", "NoWritableImageStore", "KubeVirtNotInstalled"),
     "ImageStore": ("ZoneNotFound", *_NFS),
     "SecondaryStorageVM": ("ZoneNotFound", *_TEMPLATE, *_VM, *_GUEST),
 }

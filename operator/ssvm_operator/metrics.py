@@ -25,7 +25,7 @@ KINDS = (c.ZONE_KIND, c.IMAGESTORE_KIND, c.SSVM_KIND)
 # CloudStack's VM lifecycle states, as SecondaryStorageVM.status.state holds them.
 STATES = ("Creating", "Starting", "Running", "Stopping", "Stopped", "Migrating", "Destroyed", "Error")
 # Guest actions the operator pushes over SSH (`ssvm-agent <action>`).
-ACTIONS = ("info", "setup-store", "remount", "firewall", "vm-setup", "check", "authorized-keys")
+ACTIONS = ("info", "setup-store", "remount", "firewall", "vm-setup", "check", "authorized-keys", "service")
 EVENT_TYPES = ("Normal", "Warning")
 OTHER = "other"
 _REASON = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")

@@ -1,8 +1,8 @@
 """Which backend runs a zone's SSVMs: chosen by `spec.secondaryStorage.backend`, or one override for all.
 
-`kubevirt` is the KubeVirt backend when its package is importable; `external` is not implemented yet
-and says so through readiness (`BackendReady=False`, reason `BackendNotImplemented`), so the zone
-reports it instead of failing.
+`kubevirt` is the KubeVirt backend when its package is importable; `external` drives hosts the
+operator does not create (backends/external.py), over SSH with the keys guest operations attach.
+A kind this build cannot run says so through readiness (`BackendReady=False`, `BackendNotImplemented`).
 """
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ def _kubevirt_factory(api_client: Any) -> Callable[[], VMBackend]:
     return make
 
 
+def _external() -> VMBackend:
+    from .external import ExternalBackend
+    return ExternalBackend()
+
+
 class BackendRegistry:
     """Backends by kind, made on first use; `override` (e.g. the in-memory backend) serves every zone."""
 
@@ -63,13 +68,21 @@ class BackendRegistry:
         self._factories = dict(factories)
         self._made: dict[str, VMBackend] = {}
         self.override = override
+        self.guest_channels: Any = None
 
     @classmethod
     def default(cls, api_client: Any = None, override: VMBackend | None = None) -> "BackendRegistry":
         return cls({
             "kubevirt": _kubevirt_factory(api_client),
-            "external": lambda: UnimplementedBackend("external", "the external-host backend is not implemented yet"),
+            "external": _external,
         }, override)
+
+    def attach_guest(self, channels: Any) -> None:
+        """Guest operations' SSH channels (per zone, with the operator's keys) for backends that talk to hosts."""
+        self.guest_channels = channels
+        for backend in self._made.values():
+            if hasattr(backend, "attach"):
+                backend.attach(channels)
 
     def kind_of(self, zone_spec: Mapping[str, Any] | None) -> str:
         return ((zone_spec or {}).get("secondaryStorage") or {}).get("backend", "kubevirt")
@@ -81,6 +94,8 @@ class BackendRegistry:
         if kind not in self._made:
             factory = self._factories.get(kind)
             self._made[kind] = factory() if factory else UnimplementedBackend(kind, f"no backend named {kind!r}")
+            if self.guest_channels is not None and hasattr(self._made[kind], "attach"):
+                self._made[kind].attach(self.guest_channels)
         return self._made[kind]
 
 

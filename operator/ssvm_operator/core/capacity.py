@@ -16,6 +16,7 @@ from . import events as ev
 from .naming import free_slot_names, slot_of
 from .views import SSVMView, StoreView, ZoneView
 
+NO_FREE_EXTERNAL_HOST = "NoFreeExternalHost"
 TEMPLATE_PROCESSOR = "templateProcessor"
 COMMAND_EXECUTOR = "commandExecutor"
 
@@ -58,6 +59,7 @@ class CapacityPlan:
     desired: int = 0
     counts: ZoneCounts = field(default_factory=ZoneCounts)
     notes: tuple[str, ...] = ()   # why something wanted was not done (maxCount, not ready...)
+    limit_reason: str = ""        # the condition reason when a limit held creation back (CapacityLimited if empty)
 
     @property
     def empty(self) -> bool:
@@ -129,10 +131,16 @@ def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Seque
     new_roles += [(COMMAND_EXECUTOR, why)] * max(0, extra - len(starts) - soon)
 
     notes: list[str] = []
+    limit_reason = ""
     room = max(0, zone.max_count - len(live))
     if len(new_roles) > room:
         notes.append(f"maxCount {zone.max_count} reached: {len(new_roles) - room} SSVM(s) not created")
         new_roles = new_roles[:room]
+    if zone.host_limit is not None and len(new_roles) > max(0, zone.host_limit - len(live)):
+        # an external host serves one SSVM: no more SSVMs than listed hosts
+        short = len(new_roles) - max(0, zone.host_limit - len(live))
+        notes.append(f"no free external host: {short} SSVM(s) not created (the zone lists {zone.host_limit} host(s))")
+        new_roles, limit_reason = new_roles[:len(new_roles) - short], NO_FREE_EXTERNAL_HOST
 
     taken = [s.name for s in ssvms]
     names = free_slot_names(zone.name, taken, len(new_roles))
@@ -148,4 +156,4 @@ def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Seque
 
     desired = len(live) + len(creates) - sum(1 for d in destroys if d.reason == ev.REASON_SCALE_IN)
     return CapacityPlan(creates=tuple(creates), starts=tuple(starts), destroys=tuple(destroys), desired=desired,
-                        counts=counts, notes=tuple(notes))
+                        counts=counts, notes=tuple(notes), limit_reason=limit_reason)

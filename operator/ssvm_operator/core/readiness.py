@@ -34,7 +34,9 @@ def evaluate_zone_readiness(zone: ZoneView, stores: Sequence[StoreView], backend
         conds.append(CondSpec(ENABLED, "False", "Disabled", "spec.secondaryStorage.enabled is false: the zone runs no SSVMs."))
 
     err_reason, err_message = backend_error or ("BackendUnreachable", "The backend did not answer.")
-    if not zone.template_configured:
+    if not zone.template_configured and zone.backend == "external":
+        conds.append(CondSpec(TEMPLATE, "False", "NoExternalHosts", "List the hosts in spec.secondaryStorage.template.external.hosts."))
+    elif not zone.template_configured:
         conds.append(CondSpec(TEMPLATE, "False", "TemplateNotConfigured",
                               f"Set spec.secondaryStorage.template.{zone.backend} for the {zone.backend} backend."))
     elif backend is None:
@@ -77,7 +79,7 @@ def zone_ready_condition(zone: ZoneView, readiness: ZoneReadiness, plan: Capacit
     if plan.empty and running == len(wanted) and not plan.notes:
         return CondSpec(READY, "True", "SSVMsRunning", f"{running} SSVM(s) running.")
     if plan.notes:
-        return CondSpec(READY, "False", "CapacityLimited", "; ".join(plan.notes))
+        return CondSpec(READY, "False", plan.limit_reason or "CapacityLimited", "; ".join(plan.notes))
     return CondSpec(READY, "False", "Progressing", f"{running} of {max(plan.desired, len(wanted))} SSVM(s) running.")
 
 

@@ -51,6 +51,7 @@ class ZoneView:
     template_configured: bool = False
     deleting: bool = False
     generation: int | None = None
+    host_limit: int | None = None   # external backend: one SSVM per listed host
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> "ZoneView":
@@ -58,8 +59,10 @@ class ZoneView:
         ss = spec.get("secondaryStorage") or {}
         backend = ss.get("backend", "kubevirt")
         template = ss.get("template") or {}
+        host_limit = None
         if backend == "external":
-            configured = bool(_get(template, "external", "hosts", default=[]))
+            host_limit = len(_get(template, "external", "hosts", default=[]) or [])
+            configured = bool(host_limit)
         else:
             kv = template.get("kubevirt") or {}
             configured = bool(kv.get("containerDiskImage") or kv.get("url"))
@@ -67,7 +70,8 @@ class ZoneView:
             namespace=meta.get("namespace", ""), name=meta["name"], enabled=ss.get("enabled", True), backend=backend,
             min_running=ss.get("minRunning", 1), max_count=ss.get("maxCount", 5), session_max=ss.get("sessionMax", 50),
             standby_sessions=ss.get("standbySessions", 10), scale_in=ss.get("scaleIn", False),
-            template_configured=configured, deleting=bool(meta.get("deletionTimestamp")), generation=meta.get("generation"))
+            template_configured=configured, deleting=bool(meta.get("deletionTimestamp")), generation=meta.get("generation"),
+            host_limit=host_limit)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from ..guest import errors
 from ..guest.channel import GuestChannel, GuestTarget, Timeouts
 from .keyrotation import KeyRotation
 from .mesh import Mesh
-from .secrets import KeyMaterialError, KeyStore, OperatorKey
+from .secrets import HostKey, KeyMaterialError, KeyStore, OperatorKey, external_host
 from .status import (
     ActionOutcome,
     StoreResult,
@@ -87,6 +87,7 @@ class Reached:
     host_fingerprint: str
     simulated: bool
     at: float
+    port: int = 3922
 
 
 @dataclass
@@ -98,6 +99,7 @@ class _Worker:
 
 def _spec(zone: Mapping[str, Any]) -> Mapping[str, Any]:
     return (zone.get("spec") or {}).get("secondaryStorage") or {}
+
 
 
 class GuestOps:
@@ -136,7 +138,8 @@ class GuestOps:
     # --- the VM request: keys filled in ---
     async def vm_request(self, base: VMRequest, ssvm: Mapping[str, Any], zone: Mapping[str, Any]) -> VMRequest:
         try:
-            host = await self.keys.host_key(ssvm)
+            # an external host has its own key, pinned in the zone: no per-SSVM host key Secret
+            host = HostKey("", "") if _spec(zone).get("backend") == "external" else await self.keys.host_key(ssvm)
             op = await self.keys.operator_keys(zone)
         except KeyMaterialError as e:
             raise BackendError(e.reason, e.message, retry_after=5.0) from None
@@ -154,15 +157,16 @@ class GuestOps:
         if not address:
             return GateResult(False, "NoControlAddress", "The VM reports no control address yet.", SSH_READY)
         try:
-            host = await self.keys.host_key(ssvm, create=False)
+            external = external_host(zone, observed.backend_name)
+            host, port = external if external else (await self.keys.host_key(ssvm, create=False), 3922)
             op = await self.keys.operator_keys(zone)
         except KeyMaterialError as e:
             return GateResult(False, e.reason, e.message, SSH_READY)
         seen = self.reached.get(key)
         if (seen and seen.instance_id == observed.instance_id and seen.address == address and seen.host_key == host.public
-                and self.clock() - seen.at < self.settings.gate_ttl):
+                and seen.port == port and self.clock() - seen.at < self.settings.gate_ttl):
             return GateResult(True, "SSHReady", self._gate_message(seen), SSH_READY)
-        target = GuestTarget(name=f"{key[0]}/{key[1]}", address=address, host_key=host.public)
+        target = GuestTarget(name=f"{key[0]}/{key[1]}", address=address, host_key=host.public, port=port)
         started = self.clock()
         try:
             result = await self.rotation.keyring(op, self.settings.gate_timeouts).run_action(target, "info", {})
@@ -174,7 +178,7 @@ class GuestOps:
         if not result.ok:
             return GateResult(False, result.reason or "AgentError", f"ssvm-agent info failed: {result.message}"[:500], SSH_READY)
         fresh = seen is None or seen.instance_id != observed.instance_id or seen.address != address
-        self.reached[key] = Reached(observed.instance_id, address, host.public, host.fingerprint, result.simulated, self.clock())
+        self.reached[key] = Reached(observed.instance_id, address, host.public, host.fingerprint, result.simulated, self.clock(), port)
         if fresh:
             self.wake(*key)
         return GateResult(True, "SSHReady", self._gate_message(self.reached[key]), SSH_READY)
@@ -182,7 +186,7 @@ class GuestOps:
     @staticmethod
     def _gate_message(seen: Reached) -> str:
         sim = " (simulated guest)" if seen.simulated else ""
-        return f"SSH on {seen.address}:3922 answered with the pinned host key {seen.host_fingerprint}{sim}."
+        return f"SSH on {seen.address}:{seen.port} answered with the pinned host key {seen.host_fingerprint}{sim}."
 
     # --- the worker ---
     async def run_worker(self, namespace: str, name: str, stopped: Callable[[], bool]) -> None:
@@ -245,7 +249,7 @@ class GuestOps:
         applied = status.get("actions") or {}
         now = self.clock()
         due = [p for p in actions_to_push(planned, applied) if not self._backing_off(w, p, applied, now)]
-        target = GuestTarget(name=f"{namespace}/{name}", address=seen.address, host_key=seen.host_key)
+        target = GuestTarget(name=f"{namespace}/{name}", address=seen.address, host_key=seen.host_key, port=seen.port)
         channel = self.rotation.keyring(op, self.settings.action_timeouts)
         outcomes: list[ActionOutcome] = []
         for p in due:

@@ -176,6 +176,21 @@ def without_retired(secret: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
+def external_host(zone: Mapping[str, Any], host_name: str | None) -> tuple[HostKey, int] | None:
+    """For an external-backend zone: the pinned key and SSH port of the host serving the SSVM (None: another backend)."""
+    ss = (zone.get("spec") or {}).get("secondaryStorage") or {}
+    if ss.get("backend") != "external":
+        return None
+    hosts = ((ss.get("template") or {}).get("external") or {}).get("hosts") or []
+    host = next((h for h in hosts if h.get("name") == host_name), None)
+    if host is None:
+        raise KeyMaterialError("ExternalHostNotListed", f"Host {host_name} is not in the zone's external hosts.")
+    try:
+        return HostKey(host["hostKey"].strip(), "", fingerprint(host["hostKey"].strip())), int(host.get("port", 3922))
+    except Exception:  # noqa: BLE001 - an unreadable key is a condition, never quoted
+        raise KeyMaterialError("HostKeyInvalid", f"The hostKey of external host {host.get('name')} is not a readable public key.") from None
+
+
 class KeyStore:
     """Reads (and creates once) the key Secrets; caches host keys for good and the rest for `ttl` seconds."""
 

@@ -15,13 +15,13 @@ from typing import Any
 import kopf
 
 from .. import constants as c
-from ..backends.base import ObservedVM, VMBackend, VMRequest
+from ..backends.base import BackendError, ObservedVM, VMBackend, VMRequest
 from ..core import events as ev
 from ..core.lifecycle import GateResult
 from ..guest.channel import SSHGuestChannel, Timeouts
 from ..guestops.engine import GuestOps, GuestSettings
 from ..guestops.mesh import Mesh, address_of
-from ..guestops.secrets import KeyStore, KubeSecretsApi, OperatorKey
+from ..guestops.secrets import KeyMaterialError, KeyStore, KubeSecretsApi, OperatorKey
 from .kubeapi import ApiError
 from .runtime import Runtime, default_vm_request, object_ref, post_events
 
@@ -158,6 +158,14 @@ def install(rt: Runtime, memo: Any) -> GuestOps | None:
     else:
         factory = _ssh_factory
     ops = GuestOps(cluster, keys, factory, mesh, settings)
+
+    async def host_channels(zone: Mapping[str, Any], timeouts: Timeouts) -> Any:
+        try:
+            return ops.rotation.keyring(await keys.operator_keys(zone), timeouts)
+        except KeyMaterialError as e:
+            raise BackendError(e.reason, e.message, retry_after=10.0) from None
+
+    rt.backends.attach_guest(host_channels)   # the external backend logs in to its hosts with the operator's keys
     rt.start_gate = SshStartGate(ops)
     rt.vm_request = request_builder(ops)
     return ops

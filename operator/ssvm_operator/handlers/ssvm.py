@@ -71,6 +71,13 @@ def _zone_ref(zone: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return object_ref(c.ZONE_KIND, m["namespace"], m["name"], m.get("uid"))
 
 
+def _bind(backend: VMBackend, ssvm: Mapping[str, Any], zone: Mapping[str, Any] | None) -> None:
+    """Backends that map SSVMs onto hosts (external) learn which SSVM and zone a name is before acting on it."""
+    bind = getattr(backend, "bind", None)
+    if bind is not None:
+        bind(ssvm, zone)
+
+
 async def _act(backend: VMBackend, rt: Runtime, plan: LifecyclePlan, ssvm: Mapping[str, Any], zone: Mapping[str, Any]) -> None:
     ns, name = ssvm["metadata"]["namespace"], ssvm["metadata"]["name"]
     for action in plan.actions:
@@ -180,6 +187,7 @@ async def reconcile_ssvm(rt: Runtime, ssvm: Mapping[str, Any], zone: Mapping[str
     observed: ObservedVM | None = None
     failed_action = ""
     if backend is not None:
+        _bind(backend, ssvm, zone)
         try:
             observed = await backend.observe(ns, name)
         except BackendError as e:
@@ -266,6 +274,7 @@ async def ssvm_deleted(namespace: str, name: str, body: kopf.Body, memo: kopf.Me
     spec = (zone or {}).get("spec") or {"secondaryStorage": {"backend": backend_kind}}
     backend = rt.backends.for_zone(spec)
     ssvm_ref = object_ref(KIND, namespace, name, body["metadata"].get("uid"))
+    _bind(backend, body, zone)
     try:
         await backend.destroy(namespace, name)
     except BackendError as e:

@@ -1,4 +1,4 @@
-"""Backend selection per zone, the override, the not-yet-implemented external backend, the default start gate."""
+"""Backend selection per zone, the override, the external backend by default, unknown kinds, the default start gate."""
 from __future__ import annotations
 
 import pytest
@@ -22,13 +22,27 @@ def test_override_serves_every_zone():
     assert registry.for_zone({"secondaryStorage": {"backend": "external"}}) is memory
 
 
-async def test_external_backend_reports_not_implemented():
-    backend = BackendRegistry.default(object()).for_zone({"secondaryStorage": {"backend": "external"}})
+async def test_external_backend_is_built_and_wants_hosts():
+    registry = BackendRegistry.default(object())
+    backend = registry.for_zone({"secondaryStorage": {"backend": "external"}})
+    assert backend.name == "external"
+    readiness = await backend.readiness("ns", "z", {})
+    assert (readiness.can_run_vms, readiness.template_ready, readiness.reason) == (False, False, "NoExternalHosts")
+    with pytest.raises(BackendError):
+        await backend.start("ns", "a")   # no host assigned
+    await backend.destroy("ns", "a")   # nothing assigned: never fails a finalizer
+    seen = []
+    registry.attach_guest(seen)
+    assert backend.channels is seen   # guest operations' channels reach a backend made before them
+
+
+async def test_unknown_backend_kind_reports_not_implemented():
+    backend = BackendRegistry({}).for_zone({"secondaryStorage": {"backend": "vmware"}})
     readiness = await backend.readiness("ns", "z", {})
     assert (readiness.can_run_vms, readiness.reason) == (False, "BackendNotImplemented")
     with pytest.raises(BackendError):
         await backend.start("ns", "a")
-    await backend.destroy("ns", "a")   # nothing to destroy: never fails a finalizer
+    await backend.destroy("ns", "a")
 
 
 def test_override_spec():

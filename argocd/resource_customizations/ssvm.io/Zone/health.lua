@@ -7,6 +7,7 @@ local terminal = {
   TemplateNotConfigured = true,
   TemplateMissing = true,
   TemplateNotReady = true,
+  NoExternalHosts = true,
   NoWritableImageStore = true,
   KubeVirtNotInstalled = true,
 }

@@ -1,0 +1,107 @@
+"""The external backend end to end on the dev cluster: hosts the operator does not create (simulated guests
+on loopback, their host keys pinned in the zone), SSVMs mapped onto them, guest actions, capacity, stop."""
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client as k8s
+from ssvm_operator import constants as c
+from ssvm_operator.devcluster import DevCluster
+from ssvm_operator.guest.keys import generate_keypair
+from ssvm_operator.guest.simserver import start_simulated_guest
+
+from tests.conftest import kubectl_run
+
+from .conftest import CRDS
+from .harness import Api, OperatorThread, condition, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ext_cluster(tmp_path_factory) -> Iterator[DevCluster]:
+    with DevCluster(kubeconfig=tmp_path_factory.mktemp("ext-devcluster") / "kubeconfig") as cluster:
+        kubectl_run(cluster.kubeconfig_path, "apply", "-f", str(CRDS))
+        yield cluster
+
+
+@pytest.fixture()
+def eapi(ext_cluster, monkeypatch) -> Api:
+    monkeypatch.setenv("KUBECONFIG", str(ext_cluster.kubeconfig_path))
+    ns = f"x-{uuid.uuid4().hex[:8]}"
+    kubectl_run(ext_cluster.kubeconfig_path, "create", "namespace", ns)
+    return Api(str(ext_cluster.kubeconfig_path), ns)
+
+
+@pytest.fixture()
+def hosts(eapi, tmp_path):
+    """Two simulated hosts trusting an operator key put in the namespace's operator key Secret beforehand."""
+    operator = generate_keypair("ssvm-operator")
+    eapi.core.create_namespaced_secret(eapi.ns, k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="ssvm-operator-ssh"), type="kubernetes.io/ssh-auth",
+        string_data={"ssh-privatekey": operator.private_openssh, "ssh-publickey": operator.public_openssh}))
+    net = random.randint(0, 254)
+    guests, specs = [], []
+    for i in range(2):
+        key = generate_keypair(f"host-{i}")
+        address = f"127.91.{net}.{i + 10}"
+        guest = start_simulated_guest(address, key.private_openssh, operator.public_openssh, tmp_path / f"host-{i}",
+                                      port=0, copy_port=0)
+        guests.append(guest)
+        specs.append({"name": f"host-{i}", "address": address, "port": guest.port, "hostKey": key.public_openssh})
+    yield guests, specs
+    for guest in guests:
+        guest.stop()
+
+
+def _ready(api: Api, n: int):
+    def check():
+        ssvms = api.ssvms()
+        ok = len(ssvms) == n and all(
+            s.get("status", {}).get("state") == "Running" and condition(s, "Ready").get("status") == "True"
+            and (s["status"].get("health") or {}).get("healthy") for s in ssvms.values())
+        return ssvms if ok else None
+    return check
+
+
+def test_external_zone_runs_ssvms_on_its_hosts(eapi, hosts):
+    guests, specs = hosts
+    eapi.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {
+        "backend": "external", "template": {"external": {"hosts": specs}},
+        "health": {"intervalSeconds": 5, "failureThreshold": 3}}})
+    eapi.store("s1", "z1")
+    eapi.store("s2", "z1")
+    with OperatorThread(eapi.ns, None, scan_interval=3.0):
+        ssvms = wait_for("2 SSVMs Running, Ready and healthy on the external hosts", _ready(eapi, 2), timeout=90)
+        by_host = {s["status"]["backendRef"]["name"]: s for s in ssvms.values()}
+        assert sorted(by_host) == ["host-0", "host-1"]
+        for spec, guest in zip(specs, guests):
+            st = by_host[spec["name"]]["status"]
+            assert st["backendRef"]["backend"] == "external"
+            assert st["nics"]["control"]["ip"] == spec["address"] == st["nics"]["public"]["ip"]
+            for key in ("setupStore", "firewall", "vmSetup"):
+                assert st["actions"][key]["result"] == "Succeeded", (key, st["actions"][key])
+            other = next(s["address"] for s in specs if s is not spec)
+            allow = json.loads((guest.state_dir / "etc/ssvm-agent/copy-server.json").read_text())["allow"]
+            assert allow == [other]   # the mesh: each host admits the other
+        # no per-SSVM host key Secret: the zone's pinned hostKey is used
+        secrets = {s.metadata.name for s in eapi.core.list_namespaced_secret(eapi.ns).items}
+        assert not any(n.endswith("-ssh-hostkey") for n in secrets), secrets
+
+        # A third store asks for a third SSVM: only two hosts, so the zone says so and creates none.
+        eapi.store("s3", "z1")
+        zone = wait_for("the zone reporting no free external host", lambda: (
+            z := eapi.get(c.ZONE_PLURAL, "z1")) and condition(z, "Ready").get("reason") == "NoFreeExternalHost" and z, timeout=60)
+        assert "no free external host" in condition(zone, "Ready")["message"]
+        assert len(eapi.ssvms()) == 2
+
+        # desiredState Stopped stops the host's service.
+        name = by_host["host-0"]["metadata"]["name"]
+        eapi.patch(c.SSVM_PLURAL, name, {"spec": {"desiredState": "Stopped"}})
+        wait_for("the SSVM Stopped", lambda: (eapi.ssvms().get(name) or {}).get("status", {}).get("state") == "Stopped", timeout=60)
+        service = json.loads((guests[0].state_dir / "var/lib/ssvm-agent/service.json").read_text())
+        assert service["running"] is False
