@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -13,7 +14,6 @@ from ssvm_operator import constants as c
 from ssvm_operator.settings import OperatorConfig
 
 from tests.waiting import wait_for  # noqa: F401  (the integration tests import it from here)
-
 
 
 class OperatorThread:
@@ -103,3 +103,14 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
 
 def kubeconfig_env(path: str) -> None:
     os.environ["KUBECONFIG"] = str(path)
+
+
+def ready_ssvms(api: Api, n: int) -> Callable[[], dict[str, Any] | None]:
+    """A probe for wait_for: the SSVMs when there are `n`, each Running, Ready and healthy."""
+    def check() -> dict[str, Any] | None:
+        ssvms = api.ssvms()
+        ok = len(ssvms) == n and all(
+            s.get("status", {}).get("state") == "Running" and condition(s, "Ready").get("status") == "True"
+            and (s["status"].get("health") or {}).get("healthy") for s in ssvms.values())
+        return ssvms if ok else None
+    return check

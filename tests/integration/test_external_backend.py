@@ -17,7 +17,7 @@ from ssvm_operator.guest.simserver import start_simulated_guest
 from tests.conftest import kubectl_run
 
 from .conftest import CRDS
-from .harness import Api, OperatorThread, condition, wait_for
+from .harness import Api, OperatorThread, condition, ready_ssvms, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,14 +58,6 @@ def hosts(eapi, tmp_path):
         guest.stop()
 
 
-def _ready(api: Api, n: int):
-    def check():
-        ssvms = api.ssvms()
-        ok = len(ssvms) == n and all(
-            s.get("status", {}).get("state") == "Running" and condition(s, "Ready").get("status") == "True"
-            and (s["status"].get("health") or {}).get("healthy") for s in ssvms.values())
-        return ssvms if ok else None
-    return check
 
 
 def test_external_zone_runs_ssvms_on_its_hosts(eapi, hosts):
@@ -76,7 +68,7 @@ def test_external_zone_runs_ssvms_on_its_hosts(eapi, hosts):
     eapi.store("s1", "z1")
     eapi.store("s2", "z1")
     with OperatorThread(eapi.ns, None, scan_interval=3.0):
-        ssvms = wait_for("2 SSVMs Running, Ready and healthy on the external hosts", _ready(eapi, 2), timeout=90)
+        ssvms = wait_for("2 SSVMs Running, Ready and healthy on the external hosts", ready_ssvms(eapi, 2), timeout=90)
         by_host = {s["status"]["backendRef"]["name"]: s for s in ssvms.values()}
         assert sorted(by_host) == ["host-0", "host-1"]
         for spec, guest in zip(specs, guests):

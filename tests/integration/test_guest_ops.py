@@ -23,7 +23,7 @@ from ssvm_operator.guest.keys import fingerprint
 from tests.conftest import kubectl_run
 
 from .conftest import CRDS
-from .harness import Api, OperatorThread, condition, wait_for
+from .harness import Api, OperatorThread, condition, ready_ssvms, wait_for
 
 pytestmark = pytest.mark.integration
 CONTROL_RANGE = "127.78.0.0/16"   # loopback: the simulated guests bind there
@@ -55,14 +55,6 @@ def _zone(api: Api, name: str) -> None:
         "health": {"intervalSeconds": 5, "failureThreshold": 3}}})
 
 
-def _ready_ssvms(api: Api, n: int):
-    def check():
-        ssvms = api.ssvms()
-        ok = len(ssvms) == n and all(
-            s.get("status", {}).get("state") == "Running" and condition(s, "Ready").get("status") == "True"
-            and (s["status"].get("health") or {}).get("healthy") for s in ssvms.values())
-        return ssvms if ok else None
-    return check
 
 
 def _secret_text(api: Api, name: str, key: str) -> str:
@@ -78,7 +70,7 @@ def test_a_zone_converges_to_running_ssvms_with_applied_actions(gapi, guest_clus
     gapi.store("s1", "z1")
     gapi.store("s2", "z1")
     with OperatorThread(gapi.ns, None, scan_interval=3.0):
-        ssvms = wait_for("2 SSVMs Running, Ready and healthy", _ready_ssvms(gapi, 2), timeout=90)
+        ssvms = wait_for("2 SSVMs Running, Ready and healthy", ready_ssvms(gapi, 2), timeout=90)
         for name, s in ssvms.items():
             st = s["status"]
             assert st["nics"]["control"]["ip"].startswith("127.78."), st["nics"]
@@ -135,7 +127,7 @@ def test_a_guest_presenting_another_host_key_is_refused(gapi):
     _zone(gapi, "z1")
     gapi.store("s1", "z1")
     with OperatorThread(gapi.ns, None, scan_interval=3.0):
-        wait_for("1 SSVM Running", _ready_ssvms(gapi, 1), timeout=90)
+        wait_for("1 SSVM Running", ready_ssvms(gapi, 1), timeout=90)
         custom = k8s.CustomObjectsApi(gapi.client)
         custom.patch_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1",
                                               {"metadata": {"annotations": {HOST_KEY_ANNOTATION: "impostor"}}},
@@ -155,7 +147,7 @@ def test_a_vm_whose_ssh_never_answers_is_recreated_after_the_start_timeout(gapi)
     gapi.store("s1", "z1")
     custom = k8s.CustomObjectsApi(gapi.client)
     with OperatorThread(gapi.ns, None, scan_interval=3.0):
-        wait_for("1 SSVM Running", _ready_ssvms(gapi, 1), timeout=90)
+        wait_for("1 SSVM Running", ready_ssvms(gapi, 1), timeout=90)
         first_vm = custom.get_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1")
         custom.patch_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1",
                                               {"metadata": {"annotations": {GUEST_ANNOTATION: "silent"}}},
@@ -165,7 +157,7 @@ def test_a_vm_whose_ssh_never_answers_is_recreated_after_the_start_timeout(gapi)
                  .get("reason") == "ConnectionRefused", timeout=60)
         ssvm = wait_for("a start-timeout recreate", lambda: (s := gapi.get(c.SSVM_PLURAL, "z1-ssvm-1"))
                         and (s["spec"].get("recreateRequest") or "").startswith("start-timeout-") and s, timeout=60)
-        wait_for("Running and Ready on a new VM", _ready_ssvms(gapi, 1), timeout=90)
+        wait_for("Running and Ready on a new VM", ready_ssvms(gapi, 1), timeout=90)
         vm = custom.get_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1")
         assert vm["metadata"]["uid"] != first_vm["metadata"]["uid"]
         assert GUEST_ANNOTATION not in (vm["metadata"].get("annotations") or {})
@@ -181,7 +173,7 @@ def test_an_ssvm_unhealthy_for_the_threshold_is_recreated(gapi, guest_cluster):
     gapi.store("s1", "z1")
     custom = k8s.CustomObjectsApi(gapi.client)
     with OperatorThread(gapi.ns, None, scan_interval=3.0):
-        wait_for("1 SSVM Running", _ready_ssvms(gapi, 1), timeout=90)
+        wait_for("1 SSVM Running", ready_ssvms(gapi, 1), timeout=90)
         first_vm = custom.get_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1")
         _, guest = guests.guests[(gapi.ns, "z1-ssvm-1")]
         recorded = guest.state_dir / "var/lib/ssvm-agent/simulated"
@@ -193,7 +185,7 @@ def test_an_ssvm_unhealthy_for_the_threshold_is_recreated(gapi, guest_cluster):
             return (s["spec"].get("recreateRequest") or "").startswith("unhealthy-")
 
         wait_for("an unhealthy recreate", lose_mounts, timeout=60)
-        wait_for("Running and Ready on a new VM", _ready_ssvms(gapi, 1), timeout=90)
+        wait_for("Running and Ready on a new VM", ready_ssvms(gapi, 1), timeout=90)
         vm = custom.get_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines", "z1-ssvm-1")
         assert vm["metadata"]["uid"] != first_vm["metadata"]["uid"]
         reasons = {e["reason"] for e in gapi.events() if e["involved_object"]["name"] == "z1-ssvm-1"}
