@@ -14,8 +14,8 @@ from ssvm_operator.agent.authorized_keys import parse_key
 from ssvm_operator.guest.keys import generate_keypair
 from ssvm_operator.guestops.secrets import RETIRED_ANNOTATION
 
-from .harness import Api, OperatorThread, condition, wait_for
-from .test_guest_ops import _ready_ssvms, _secret_text, _zone, gapi, guest_cluster  # noqa: F401 - fixtures
+from .harness import Api, OperatorThread, condition, ready_ssvms, wait_for
+from .test_guest_ops import _secret_text, _zone, gapi, guest_cluster  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 SECRET = "ssvm-operator-ssh"
@@ -60,7 +60,7 @@ def test_the_operator_key_rotates_across_running_guests_without_downtime(gapi, g
     gapi.store("s1", "z1")
     gapi.store("s2", "z1")
     with OperatorThread(gapi.ns, None, scan_interval=3.0, guest_secrets_ttl=1.0):
-        ssvms = wait_for("2 SSVMs Running, Ready and healthy", _ready_ssvms(gapi, 2), timeout=90)
+        ssvms = wait_for("2 SSVMs Running, Ready and healthy", ready_ssvms(gapi, 2), timeout=90)
         old_private = _secret_text(gapi, SECRET, "ssh-privatekey")
         old_fp = _guest_keys(guests, gapi.ns, next(iter(ssvms)))[0]
         new = generate_keypair("rotated")
@@ -78,7 +78,7 @@ def test_the_operator_key_rotates_across_running_guests_without_downtime(gapi, g
                         and all(_guest_keys(guests, gapi.ns, n) == [new.fingerprint] for n in ssvms))
                 return done
             wait_for("the next key promoted and the old one dropped from every guest", rotated, timeout=60)
-            wait_for("SSVMs still Ready", _ready_ssvms(gapi, 2), timeout=30)
+            wait_for("SSVMs still Ready", ready_ssvms(gapi, 2), timeout=30)
         assert watch.polls > 0 and watch.seen == [], watch.seen[:5]
         for s in gapi.ssvms().values():
             assert s["status"]["sshKeys"]["accepted"] == [new.fingerprint], s["status"]["sshKeys"]

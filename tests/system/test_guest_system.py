@@ -12,7 +12,7 @@ import pytest
 
 from ssvm_operator.agent.stores import classify_mount_failure
 from ssvm_operator.guest import errors
-from ssvm_operator.guest.channel import GuestTarget, SSHGuestChannel, Timeouts
+from ssvm_operator.guest.channel import SSHGuestChannel, Timeouts
 from ssvm_operator.guest.keys import generate_keypair
 from ssvm_operator.guest.rotation import rotate_operator_key
 from tests.system import guestlab
