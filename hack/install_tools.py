@@ -6,7 +6,6 @@ helm/helm (a real, static helm binary). kubectl itself comes from the kubectl-cl
 from __future__ import annotations
 
 import io
-import os
 import pathlib
 import shutil
 import subprocess

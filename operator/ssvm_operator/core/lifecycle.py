@@ -6,7 +6,7 @@ its VM runs *and* the start gate passed (backend readiness now, SSH on 3922 late
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 from ..backends.base import ObservedVM, VMPhase
