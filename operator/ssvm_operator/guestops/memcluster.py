@@ -100,25 +100,23 @@ class MemoryCluster:
     async def list_ssvms(self, namespace: str) -> list[Mapping[str, Any]]:
         return [copy.deepcopy(b) for (ns, _), b in sorted(self.ssvms.items()) if ns == namespace]
 
-    async def update_ssvm_status(self, namespace: str, name: str, compute: Callable[..., dict]) -> None:
-        body = self.ssvms.get((namespace, name))
+    def _apply_status(self, body: dict[str, Any] | None, compute: Callable[..., dict]) -> bool:
+        """Writes `compute`'s patch into `body`'s status as the API's /status merge would; whether it wrote."""
         if body is None:
-            return
+            return False
         patch = compute(copy.deepcopy(body.get("status") or {}), copy.deepcopy(body))
         if patch:
             body.setdefault("status", {}).update(copy.deepcopy(patch))
             self._bump(body)
+        return bool(patch)
+
+    async def update_ssvm_status(self, namespace: str, name: str, compute: Callable[..., dict]) -> None:
+        if self._apply_status(self.ssvms.get((namespace, name)), compute):
             self.status_writes += 1
             self._changed(namespace, name)
 
     async def update_store_status(self, namespace: str, name: str, compute: Callable[..., dict]) -> None:
-        body = self.stores_.get((namespace, name))
-        if body is None:
-            return
-        patch = compute(copy.deepcopy(body.get("status") or {}), copy.deepcopy(body))
-        if patch:
-            body.setdefault("status", {}).update(copy.deepcopy(patch))
-            self._bump(body)
+        self._apply_status(self.stores_.get((namespace, name)), compute)
 
     async def request_recreate(self, namespace: str, name: str, token: str) -> None:
         self.recreates.append((namespace, name, token))
