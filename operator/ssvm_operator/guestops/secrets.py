@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from ..blocking import call_in_thread
 from ..guest.keys import fingerprint, generate_keypair, load_private_key, public_line
 
 log = logging.getLogger(__name__)
@@ -324,7 +325,7 @@ class KubeSecretsApi:
         self.timeout = timeout
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.wait_for(asyncio.to_thread(fn, *args, _request_timeout=self.timeout), self.timeout + 1)
+        return await call_in_thread(fn, *args, timeout=self.timeout)
 
     async def read(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException

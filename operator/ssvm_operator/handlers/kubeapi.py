@@ -11,6 +11,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from .. import constants as c
+from ..blocking import call_in_thread
 
 T = TypeVar("T")
 MERGE_PATCH = "application/merge-patch+json"
@@ -44,9 +45,8 @@ class KubeApi:
         self.timeout = timeout
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        kwargs.setdefault("_request_timeout", self.timeout)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn, *args, **kwargs), timeout=self.timeout + 1)
+            return await call_in_thread(fn, *args, timeout=self.timeout, **kwargs)
         except asyncio.TimeoutError:
             raise ApiError(504, "Timeout", f"API call timed out after {self.timeout}s") from None
         except ApiException as e:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from ...blocking import call_in_thread
 from ..base import BackendError, BackendReadiness, ObservedVM, VMRequest
 from . import models as m
 from .manifests import ManifestError, build_cloudinit_secret, build_virtual_machine, effective_template, secret_name
@@ -47,9 +48,8 @@ class KubeVirtBackend:
         return self._agent
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        kwargs.setdefault("_request_timeout", self.timeout)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn, *args, **kwargs), timeout=self.timeout + 1)
+            return await call_in_thread(fn, *args, timeout=self.timeout, **kwargs)
         except asyncio.TimeoutError:
             raise BackendError("ApiTimeout", f"{getattr(fn, '__name__', 'call')} timed out after {self.timeout}s") from None
 
