@@ -26,13 +26,14 @@ from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "operator"))
 
-from ssvm_operator.guest.channel import SSHGuestChannel, Timeouts
-from ssvm_operator.guest.fake import FakeGuestChannel
-from ssvm_operator.guest.simserver import start_simulated_guest
-from ssvm_operator.guestops.engine import GuestOps, GuestSettings
-from ssvm_operator.guestops.memcluster import MemoryCluster
-from ssvm_operator.guestops.mesh import Mesh
-from ssvm_operator.guestops.secrets import KeyStore, MemorySecretsApi
+from ssvm_operator.ssh.channel import SSHGuestChannel, Timeouts
+from tests.support.fake_guest import FakeGuestChannel
+from ssvm_devcluster.simserver import start_simulated_guest
+from ssvm_operator.controllers.guest.worker import GuestOps, GuestSettings
+from tests.support.memory_cluster import MemoryCluster
+from ssvm_operator.controllers.guest.mesh import Mesh
+from ssvm_operator.controllers.keys.secrets import KeyStore
+from tests.support.memory_secrets import MemorySecretsApi
 
 NS, ZONE = "bench", "z1"
 PUSHES = ("setup-store", "firewall", "vm-setup")

@@ -23,7 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from ssvm_operator import constants as c  # noqa: E402
 from ssvm_operator.backends.memory import MemoryBackend  # noqa: E402
-from ssvm_operator.devcluster import DevCluster  # noqa: E402
+from ssvm_devcluster import DevCluster  # noqa: E402
 from tests.conftest import kubectl_run  # noqa: E402
 from tests.integration.harness import Api, OperatorThread, wait_for  # noqa: E402
 

@@ -33,11 +33,11 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv with $PY"
   "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml devcluster/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  log "installing Python packages into .venv (pip install -e .[devcluster,test])"
+  log "installing Python packages into .venv (pip install -e .[devcluster,test] -e ./devcluster)"
   # The filter drops pip's notes about this machine's optional local indexes; real errors still show.
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[devcluster,test]" \
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[devcluster,test]" -e ./devcluster \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   rm -f .venv/.installed-*; touch "$stamp"
 fi

@@ -29,7 +29,7 @@ def kubectl_binary() -> str:
 
 @pytest.fixture(scope="session")
 def devcluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator["DevCluster"]:  # noqa: F821
-    from ssvm_operator.devcluster import DevCluster
+    from ssvm_devcluster import DevCluster
     kubeconfig = tmp_path_factory.mktemp("devcluster") / "kubeconfig"
     with DevCluster(kubeconfig=kubeconfig, simulators=[]) as cluster:
         yield cluster
@@ -37,7 +37,7 @@ def devcluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator["DevCluster
 
 @pytest.fixture()
 def fresh_devcluster(tmp_path: pathlib.Path) -> Iterator["DevCluster"]:  # noqa: F821
-    from ssvm_operator.devcluster import DevCluster
+    from ssvm_devcluster import DevCluster
     with DevCluster(kubeconfig=tmp_path / "kubeconfig", simulators=[]) as cluster:
         yield cluster
 

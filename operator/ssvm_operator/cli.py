@@ -15,7 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("ssvm_operator.commands.run", "run the operator against the current cluster"),
     "crds": ("ssvm_operator.commands.crds", "print the CustomResourceDefinitions as YAML"),
     "render": ("ssvm_operator.commands.render", "print what the operator would create for manifests, offline"),
-    "devcluster": ("ssvm_operator.devcluster.cli", "serve an embedded, emulated Kubernetes API for demos and tests"),
+    "devcluster": ("ssvm_devcluster.cli", "serve an embedded, emulated Kubernetes API for demos and tests"),
 }
 
 

@@ -17,8 +17,8 @@ from typing import Iterator, Mapping
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from . import __version__
-from . import constants as c
+from ssvm_operator import __version__
+from ssvm_operator import constants as c
 
 PREFIX = "ssvm_operator"
 KINDS = (c.ZONE_KIND, c.IMAGESTORE_KIND, c.SSVM_KIND)

@@ -83,7 +83,7 @@ def test_the_chart_grants_no_wildcards_in_any_mode():
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from ssvm_operator.devcluster import DevCluster
+    from ssvm_devcluster import DevCluster
 
     with DevCluster(kubeconfig=tmp_path_factory.mktemp("rbac") / "kubeconfig") as c:
         kubectl_run(c.kubeconfig_path, "apply", "--server-side", "-f", str(ROOT / "crds"),

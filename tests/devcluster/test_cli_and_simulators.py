@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from ssvm_operator.devcluster import ApiClient, DevCluster, simulators
+from ssvm_devcluster import ApiClient, DevCluster, simulators
 from tests.conftest import kubectl_run
 
 

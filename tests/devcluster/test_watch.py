@@ -79,7 +79,7 @@ async def test_a_watch_sees_only_its_namespace(http, ns, devcluster):
 
 
 async def test_a_compacted_resource_version_is_gone(tmp_path):
-    from ssvm_operator.devcluster import DevCluster
+    from ssvm_devcluster import DevCluster
     with DevCluster(kubeconfig=tmp_path / "kc", simulators=[], history_limit=3) as cluster:
         async with aiohttp.ClientSession() as session:
             http = Http(cluster.url, session)

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 from ssvm_operator import constants as c
-from ssvm_operator.devcluster import DevCluster
-from ssvm_operator.guest.keys import generate_keypair
-from ssvm_operator.guest.simserver import start_simulated_guest
+from ssvm_devcluster import DevCluster
+from ssvm_operator.ssh.keys import generate_keypair
+from ssvm_devcluster.simserver import start_simulated_guest
 
 from tests.conftest import kubectl_run
 

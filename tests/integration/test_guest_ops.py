@@ -10,15 +10,15 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 from ssvm_operator import constants as c
-from ssvm_operator.devcluster import DevCluster
-from ssvm_operator.devcluster.sim_guests import (
+from ssvm_devcluster import DevCluster
+from ssvm_devcluster.sim_guests import (
     GUEST_ANNOTATION,
     HOST_KEY_ANNOTATION,
     GuestSimConfig,
     GuestSimulator,
 )
-from ssvm_operator.devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
-from ssvm_operator.guest.keys import fingerprint
+from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
+from ssvm_operator.ssh.keys import fingerprint
 
 from tests.conftest import kubectl_run
 

@@ -11,8 +11,8 @@ import pytest
 from ssvm_operator import constants as c
 from ssvm_operator.agent.authorized_keys import fingerprint as blob_fingerprint
 from ssvm_operator.agent.authorized_keys import parse_key
-from ssvm_operator.guest.keys import generate_keypair
-from ssvm_operator.guestops.secrets import RETIRED_ANNOTATION
+from ssvm_operator.ssh.keys import generate_keypair
+from ssvm_operator.controllers.keys.secrets import RETIRED_ANNOTATION
 
 from .harness import Api, OperatorThread, condition, ready_ssvms, wait_for
 from .test_guest_ops import _secret_text, _zone, gapi, guest_cluster  # noqa: F401 - fixtures

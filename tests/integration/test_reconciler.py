@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ssvm_operator import constants as c
-from ssvm_operator.backends.base import VMPhase
+from ssvm_operator.model.vm import VMPhase
 
 from .harness import condition, states, wait_for
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 from ssvm_operator import constants as c
-from ssvm_operator.backends.base import VMPhase
-from ssvm_operator.core.rollout import material_hash
+from ssvm_operator.model.vm import VMPhase
+from ssvm_operator.model.spec_hash import material_hash
 
 from .harness import condition, wait_for
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s, config as k8s_config
 
-from ssvm_operator.devcluster import DevCluster
-from ssvm_operator.devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
+from ssvm_devcluster import DevCluster
+from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
 from tests.kubevirt.waiting import wait_for
 
 SIM_CONFIG = KubeVirtSimConfig(boot_delay=0.2, network_ranges={"public-net": "203.0.113.0/24", "mgmt-net": "10.1.0.0/24"})

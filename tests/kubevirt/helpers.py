@@ -10,9 +10,9 @@ import jsonschema
 
 from ssvm_operator.api.crd import all_crds
 from ssvm_operator.api.validation import admit
-from ssvm_operator.backends.base import VMRequest
-from ssvm_operator.core.bootargs import build_boot_args
-from ssvm_operator.guest.keys import KeyPair, generate_keypair
+from ssvm_operator.model.vm import VMRequest
+from ssvm_operator.model.bootargs import build_boot_args
+from ssvm_operator.ssh.keys import KeyPair, generate_keypair
 from tests.manifests import ROOT, example_documents
 
 SCHEMAS = ROOT.parent / "shared" / "schemas"

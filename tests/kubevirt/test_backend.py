@@ -8,11 +8,12 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from ssvm_operator.api.crd import all_crds
-from ssvm_operator.backends.base import BackendError, VMBackend, VMPhase
+from ssvm_operator.backends.base import BackendError, VMBackend
+from ssvm_operator.model.vm import VMPhase
 from ssvm_operator.backends.kubevirt.backend import KubeVirtBackend
 from ssvm_operator.backends.kubevirt.manifests import secret_name
 from ssvm_operator.backends.kubevirt.userdata import AgentPayload
-from ssvm_operator.devcluster.sim_kubevirt import FAIL_ANNOTATION, FAILURE_STATES
+from ssvm_devcluster.sim_kubevirt import FAIL_ANNOTATION, FAILURE_STATES
 from tests.kubevirt.helpers import admitted_zone_spec, example, make_request
 from tests.kubevirt.waiting import await_for
 
@@ -137,7 +138,7 @@ async def test_failure_states_are_observed_with_their_reason(backend, make_ssvm,
 
 
 async def test_spec_hash_is_stamped_and_a_changed_template_under_a_running_vm_requires_a_restart(backend, make_ssvm, namespace):
-    from ssvm_operator.core.rollout import material_hash
+    from ssvm_operator.model.spec_hash import material_hash
     request = make_ssvm("zone1-ssvm-3")
     request = dataclasses.replace(request, spec_hash=material_hash(request.zone_spec, request.ssvm_spec))
     await backend.ensure(request)

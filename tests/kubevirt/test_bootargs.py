@@ -1,8 +1,8 @@
 """Boot arguments: CloudStack's set, NIC placement per zone type, redaction."""
 from __future__ import annotations
 
-from ssvm_operator.core.bootargs import build_boot_args, parse_boot_args, redact_boot_args
-from ssvm_operator.core.niclayout import plan_nics
+from ssvm_operator.model.bootargs import build_boot_args, parse_boot_args, redact_boot_args
+from ssvm_operator.model.niclayout import plan_nics
 from tests.kubevirt.helpers import admitted_zone_spec, example
 
 

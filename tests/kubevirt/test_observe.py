@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssvm_operator.backends.base import VMPhase
+from ssvm_operator.model.vm import VMPhase
 from ssvm_operator.backends.kubevirt.observe import FAILURE_STATES, observe_objects
 
 

@@ -8,7 +8,7 @@ from kubernetes import client as k8s, watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from ssvm_operator.backends.kubevirt.manifests import build_virtual_machine
-from ssvm_operator.devcluster.sim_kubevirt import FAIL_ANNOTATION, FAILURE_STATES
+from ssvm_devcluster.sim_kubevirt import FAIL_ANNOTATION, FAILURE_STATES
 from tests.kubevirt.helpers import example, make_request, schema_errors
 from tests.kubevirt.waiting import wait_for
 

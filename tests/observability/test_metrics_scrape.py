@@ -62,7 +62,7 @@ def expected_from_cluster(kubeconfig) -> dict[tuple[str, tuple], float]:
 
 @pytest.mark.integration
 def test_metrics_agree_with_the_cluster(tmp_path):
-    from ssvm_operator.devcluster import DevCluster
+    from ssvm_devcluster import DevCluster
 
     port = _free_port()
     with DevCluster(kubeconfig=tmp_path / "kubeconfig") as cluster:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssvm_operator.agent.pack import build_zipapp
-from ssvm_operator.guest.channel import GuestTarget
-from ssvm_operator.guest.keys import KeyPair, generate_keypair
+from ssvm_operator.ssh.channel import GuestTarget
+from ssvm_operator.ssh.keys import KeyPair, generate_keypair
 from tests.system.netlab import NetLab, sh, tcp_open, wait_for
 
 SSHD = "/usr/sbin/sshd"

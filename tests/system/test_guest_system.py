@@ -11,10 +11,10 @@ import subprocess
 import pytest
 
 from ssvm_operator.agent.stores import classify_mount_failure
-from ssvm_operator.guest import errors
-from ssvm_operator.guest.channel import SSHGuestChannel, Timeouts
-from ssvm_operator.guest.keys import generate_keypair
-from ssvm_operator.guest.rotation import rotate_operator_key
+from ssvm_operator.ssh import errors
+from ssvm_operator.ssh.channel import SSHGuestChannel, Timeouts
+from ssvm_operator.ssh.keys import generate_keypair
+from tests.support.rotation import rotate_operator_key
 from tests.system import guestlab
 from tests.system.netlab import NetLab
 

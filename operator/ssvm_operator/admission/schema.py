@@ -12,7 +12,7 @@ import re
 import uuid
 from typing import Any
 
-from . import cel
+from ssvm_operator.admission import cel
 
 ROOT_FIELDS = {"apiVersion", "kind", "metadata"}
 NO_OLD_OBJECT = _NO_CHECK = object()  # "no old object": transition rules are skipped

@@ -1,7 +1,7 @@
 """The API of ssvm.io/v1alpha1: pydantic models are the single source of the CRDs."""
-from .imagestore import ImageStore, ImageStoreSpec, ImageStoreStatus
-from .ssvm import SecondaryStorageVM, SecondaryStorageVMSpec, SecondaryStorageVMStatus
-from .zone import Zone, ZoneSpec, ZoneStatus
+from ssvm_operator.api.imagestore import ImageStore, ImageStoreSpec, ImageStoreStatus
+from ssvm_operator.api.ssvm import SecondaryStorageVM, SecondaryStorageVMSpec, SecondaryStorageVMStatus
+from ssvm_operator.api.zone import Zone, ZoneSpec, ZoneStatus
 
 __all__ = [
     "Zone", "ZoneSpec", "ZoneStatus",

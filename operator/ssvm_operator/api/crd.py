@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .. import constants as c
-from .base import ITEMS_EXTRA_KEY
-from .imagestore import ImageStore
-from .ssvm import SecondaryStorageVM
-from .zone import Zone
+from ssvm_operator import constants as c
+from ssvm_operator.api.base import ITEMS_EXTRA_KEY
+from ssvm_operator.api.imagestore import ImageStore
+from ssvm_operator.api.ssvm import SecondaryStorageVM
+from ssvm_operator.api.zone import Zone
 
 READY = '.status.conditions[?(@.type=="Ready")].status'
 

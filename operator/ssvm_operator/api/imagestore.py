@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import ApiModel, ObjectStatus, cel, immutable, item_rules, validations
+from ssvm_operator.api.base import ApiModel, ObjectStatus, cel, immutable, item_rules, validations
 
 NFS_URL_RULE = "^nfs://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?/[^ ]*[^/ ]/?$"
 

@@ -6,8 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import ApiModel, ObjectStatus, immutable
-from .zone import Offering, Template
+from ssvm_operator.api.base import ApiModel, ObjectStatus, immutable
+from ssvm_operator.api.zone import Offering, Template
 
 Role = Literal["templateProcessor", "commandExecutor"]
 # CloudStack's VM lifecycle as the seed's state comment draws it.

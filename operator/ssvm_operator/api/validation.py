@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..admission import schema as admission
+from ssvm_operator.admission import schema as admission
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import (HOST_PATTERN, item_rules, IPV4_CIDR_PATTERN, IPV4_OR_CIDR_PATTERN, IPV4_PATTERN, ApiModel,
+from ssvm_operator.api.base import (HOST_PATTERN, item_rules, IPV4_CIDR_PATTERN, IPV4_OR_CIDR_PATTERN, IPV4_PATTERN, ApiModel,
                    ObjectStatus, SecretKeyRef, cel, validations)
 
 Backend = Literal["kubevirt", "external"]

@@ -12,12 +12,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
-from .. import metrics
-from ..core.naming import slot_of
-from ..core.rollout import material_hash
-from ..guest import errors
-from ..guest.channel import GuestChannel, GuestTarget, Timeouts
-from .base import BackendError, BackendReadiness, NicInfo, ObservedVM, VMPhase, VMRequest
+from ssvm_operator import metrics
+from ssvm_operator.model.naming import slot_of
+from ssvm_operator.model.spec_hash import material_hash
+from ssvm_operator.ssh import errors
+from ssvm_operator.ssh.channel import GuestChannel, GuestTarget, Timeouts
+from ssvm_operator.backends.base import BackendError
+from ssvm_operator.model.vm import BackendReadiness, NicInfo, ObservedVM, VMPhase, VMRequest
 
 log = logging.getLogger(__name__)
 ChannelSource = Callable[[Mapping[str, Any], Timeouts], Awaitable[GuestChannel]]

@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from .base import BackendError, BackendReadiness, NicInfo, ObservedVM, VMPhase, VMRequest
+from ssvm_operator.backends.base import BackendError
+
+from ssvm_operator.model.vm import BackendReadiness, NicInfo, ObservedVM, VMPhase, VMRequest
 
 Listener = Callable[[str, str], None]
 OPERATIONS = ("readiness", "ensure", "start", "stop", "reboot", "destroy", "observe")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping
 
-from .base import BackendError, BackendReadiness, ObservedVM, VMBackend, VMRequest
+from ssvm_operator.backends.base import BackendError, VMBackend
+
+from ssvm_operator.model.vm import BackendReadiness, ObservedVM, VMRequest
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class UnimplementedBackend:
 def _kubevirt_factory(api_client: Any) -> Callable[[], VMBackend]:
     def make() -> VMBackend:
         try:
-            from .kubevirt.backend import KubeVirtBackend
+            from ssvm_operator.backends.kubevirt.backend import KubeVirtBackend
         except ImportError as e:  # a build without the kubevirt backend still runs the rest
             return UnimplementedBackend("kubevirt", f"the kubevirt backend is not available in this build: {e}")
         return KubeVirtBackend(api_client)
@@ -57,7 +59,7 @@ def _kubevirt_factory(api_client: Any) -> Callable[[], VMBackend]:
 
 
 def _external() -> VMBackend:
-    from .external import ExternalBackend
+    from ssvm_operator.backends.external import ExternalBackend
     return ExternalBackend()
 
 
@@ -105,6 +107,6 @@ def backend_from_override(spec: str | None) -> VMBackend | None:
         return None
     kind, _, arg = spec.partition(":")
     if kind == "memory":
-        from .memory import MemoryBackend
+        from ssvm_operator.backends.memory import MemoryBackend
         return MemoryBackend(state_path=arg or None)
     raise ValueError(f"unknown backend override {spec!r}: use memory[:STATE_FILE]")

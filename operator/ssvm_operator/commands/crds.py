@@ -10,7 +10,7 @@ import sys
 
 import yaml
 
-from ..api.crd import all_crds
+from ssvm_operator.api.crd import all_crds
 
 
 class _Dumper(yaml.SafeDumper):

@@ -20,14 +20,14 @@ from typing import Any, Iterable, TextIO
 
 import yaml
 
-from .. import constants as c
-from ..api.crd import all_crds
-from ..backends.base import BackendReadiness, VMRequest
-from ..core.objects import zone_ssvm_object
-from ..core.bootargs import build_boot_args
-from ..core.capacity import plan_zone_capacity
-from ..core.readiness import evaluate_zone_readiness
-from ..core.views import SSVMView, StoreView, ZoneView
+from ssvm_operator import constants as c
+from ssvm_operator.api.crd import all_crds
+from ssvm_operator.model.vm import BackendReadiness, VMRequest
+from ssvm_operator.controllers.zone.objects import zone_ssvm_object
+from ssvm_operator.model.bootargs import build_boot_args
+from ssvm_operator.controllers.zone.capacity import plan_zone_capacity
+from ssvm_operator.controllers.zone.readiness import evaluate_zone_readiness
+from ssvm_operator.model.views import SSVMView, StoreView, ZoneView
 
 PLACEHOLDER_HOST_KEY = "ssh-ed25519 <host-key-generated-by-the-operator>"
 PLACEHOLDER_OPERATOR_KEY = "ssh-ed25519 <operator-public-key>"
@@ -89,7 +89,7 @@ def admit_documents(docs: list[tuple[str, dict[str, Any]]], namespace: str) -> I
     """Admits our kinds as the API server would; other kinds are skipped (listed in `skipped`)."""
     try:  # imported here: `ssvm-operator run` must not need the admission libraries
         import celpy  # noqa: F401 - admission evaluates the CEL rules with it
-        from ..api.validation import admit
+        from ssvm_operator.api.validation import admit
     except ImportError as e:
         raise RenderError([f"render checks CEL rules with cel-python ({e.name} is missing): "
                            "pip install 'ssvm-operator[render]'"]) from None
@@ -118,10 +118,10 @@ def placeholder_uid(kind: str, name: str) -> str:
 
 def vm_objects(zone: dict[str, Any], ssvm: dict[str, Any]) -> list[dict[str, Any]]:
     """The kubevirt backend's VirtualMachine and Secret for one SSVM, secrets as placeholders."""
-    from ..backends.kubevirt.manifests import build_cloudinit_secret, build_virtual_machine
-    from ..backends.kubevirt.userdata import AgentPayload, redact_user_data, render_cloud_config, user_data_document
-    from ..backends.kubevirt.webhook import webhook_violations
-    from ..core.bootargs import redact_boot_args
+    from ssvm_operator.backends.kubevirt.manifests import build_cloudinit_secret, build_virtual_machine
+    from ssvm_operator.backends.kubevirt.userdata import AgentPayload, redact_user_data, render_cloud_config, user_data_document
+    from ssvm_operator.backends.kubevirt.webhook import webhook_violations
+    from ssvm_operator.model.bootargs import redact_boot_args
 
     meta, spec = ssvm["metadata"], ssvm["spec"]
     zone_name = zone["metadata"]["name"]
@@ -183,7 +183,7 @@ def render_objects(inputs: Inputs) -> tuple[list[dict[str, Any]], list[str]]:
 def write_yaml(objects: list[dict[str, Any]], notes: list[str], out: TextIO) -> None:
     for note in notes:
         out.write(f"# {note}\n")
-    from ..backends.kubevirt.userdata import dump_yaml_all
+    from ssvm_operator.backends.kubevirt.userdata import dump_yaml_all
 
     out.write(dump_yaml_all(objects) if objects else "")
 

@@ -51,8 +51,8 @@ def peering_priority(value: str, pod_name: str | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     import kopf
 
-    from ..handlers import build_registry
-    from ..settings import OperatorConfig
+    from ssvm_operator.handlers import build_registry
+    from ssvm_operator.settings import OperatorConfig
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = OperatorConfig(scan_interval=args.scan_interval, backend_override=args.backend_override)

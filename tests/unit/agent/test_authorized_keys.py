@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from ssvm_operator.agent.authorized_keys import fingerprint, parse_key
-from ssvm_operator.guest.keys import fingerprint as operator_fingerprint
-from ssvm_operator.guest.keys import generate_keypair
+from ssvm_operator.ssh.keys import fingerprint as operator_fingerprint
+from ssvm_operator.ssh.keys import generate_keypair
 
 
 def test_fingerprints_agree_with_the_operator_side():

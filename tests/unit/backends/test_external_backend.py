@@ -6,11 +6,12 @@ import random
 import socket
 
 import pytest
-from ssvm_operator.backends.base import BackendError, VMPhase, VMRequest
+from ssvm_operator.backends.base import BackendError
+from ssvm_operator.model.vm import VMPhase, VMRequest
 from ssvm_operator.backends.external import ExternalBackend, choose_host
-from ssvm_operator.guest.channel import SSHGuestChannel, Timeouts
-from ssvm_operator.guest.keys import generate_keypair
-from ssvm_operator.guest.simserver import start_simulated_guest
+from ssvm_operator.ssh.channel import SSHGuestChannel, Timeouts
+from ssvm_operator.ssh.keys import generate_keypair
+from ssvm_devcluster.simserver import start_simulated_guest
 
 FAST = Timeouts(connect=2, banner=3, auth=3, command=10, deadline=15)
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 import logging
 
-from ssvm_operator.guest.hashing import action_hash, canonical_json, hashable_view
-from ssvm_operator.guest.keys import generate_keypair
-from ssvm_operator.guest.redact import REDACTED, RedactingFilter, collect_secrets, is_secret_key, redact, redact_text
+from ssvm_operator.controllers.guest.hashing import action_hash, canonical_json, hashable_view
+from ssvm_operator.ssh.keys import generate_keypair
+from ssvm_operator.model.redaction import REDACTED, RedactingFilter, collect_secrets, is_secret_key, redact, redact_text
 
 PAYLOAD = {"allowedInternalSites": ["10.0.0.0/8"], "copyUser": "cloud", "copyPassword": "s3cret-pass",
            "tls": {"certificate": "CERT", "privateKey": "-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----"}}

@@ -1,45 +1,33 @@
 """The KubeVirt VM backend: carries out ensure/start/stop/reboot/destroy on `kubevirt.io/v1`
-VirtualMachines through the `kubernetes` client, and observes them with their instances.
-
-The client is blocking, so every call runs in a thread, bounded by a timeout.
+VirtualMachines through the operator's Kubernetes client, and observes them with their instances.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Mapping
 
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
-
-from ...blocking import call_in_thread
-from ..base import BackendError, BackendReadiness, ObservedVM, VMRequest
-from . import models as m
-from .manifests import ManifestError, build_cloudinit_secret, build_virtual_machine, effective_template, secret_name
-from .observe import observe_objects
-from .userdata import AgentPayload
+from ssvm_operator.backends.base import BackendError
+from ssvm_operator.backends.kubevirt import models as m
+from ssvm_operator.backends.kubevirt.manifests import ManifestError, build_cloudinit_secret, build_virtual_machine, effective_template, secret_name
+from ssvm_operator.backends.kubevirt.observe import observe_objects
+from ssvm_operator.backends.kubevirt.userdata import AgentPayload
+from ssvm_operator.kube.client import ApiError, KubeClient
+from ssvm_operator.model.vm import BackendReadiness, ObservedVM, VMRequest
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-MERGE_PATCH = "application/merge-patch+json"
 MULTUS_GROUP = "k8s.cni.cncf.io"
+KV = {"group": m.KUBEVIRT_GROUP, "version": m.KUBEVIRT_VERSION}
 
 
 class KubeVirtBackend:
-    """VMBackend for KubeVirt. `api_client` is a configured `kubernetes.client.ApiClient` (the
-    current kubeconfig's when None); `agent` is what cloud-init installs in the guest (the bundled
-    zipapp when None)."""
+    """VMBackend for KubeVirt. `client` is the operator's KubeClient (or a `kubernetes.client.ApiClient`
+    to build one from); `agent` is what cloud-init installs in the guest (the bundled zipapp when None)."""
 
     name = "kubevirt"
 
-    def __init__(self, api_client: k8s.ApiClient | None = None, *, agent: AgentPayload | None = None,
-                 timeout: float = 15.0) -> None:
-        self.api_client = api_client or k8s.ApiClient()
-        self.custom = k8s.CustomObjectsApi(self.api_client)
-        self.core = k8s.CoreV1Api(self.api_client)
-        self.apis = k8s.ApisApi(self.api_client)
+    def __init__(self, client: KubeClient | Any = None, *, agent: AgentPayload | None = None, timeout: float = 15.0) -> None:
+        self.kube = client if isinstance(client, KubeClient) else KubeClient(client, timeout=timeout)
         self._agent = agent
-        self.timeout = timeout
 
     @property
     def agent(self) -> AgentPayload:
@@ -47,49 +35,27 @@ class KubeVirtBackend:
             self._agent = AgentPayload.bundled()
         return self._agent
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        try:
-            return await call_in_thread(fn, *args, timeout=self.timeout, **kwargs)
-        except asyncio.TimeoutError:
-            raise BackendError("ApiTimeout", f"{getattr(fn, '__name__', 'call')} timed out after {self.timeout}s") from None
-
-    # --- VirtualMachine and VMI access ---
-    async def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return await self._call(self.custom.get_namespaced_custom_object, m.KUBEVIRT_GROUP, m.KUBEVIRT_VERSION,
-                                    namespace, plural, name)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise _backend_error(e, f"get {plural}/{name}") from None
-
     async def _patch_vm(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self._call(self.custom.patch_namespaced_custom_object, m.KUBEVIRT_GROUP, m.KUBEVIRT_VERSION,
-                                    namespace, m.VM_PLURAL, name, patch, _content_type=MERGE_PATCH)
-        except ApiException as e:
+            return await self.kube.patch(m.VM_PLURAL, namespace, name, patch, **KV)
+        except ApiError as e:
             if e.status == 404:
                 raise BackendError("VMAbsent", f"VirtualMachine {namespace}/{name} does not exist") from None
             raise _backend_error(e, f"patch virtualmachines/{name}") from None
 
-    async def _delete(self, plural: str, namespace: str, name: str) -> bool:
+    async def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            await self._call(self.custom.delete_namespaced_custom_object, m.KUBEVIRT_GROUP, m.KUBEVIRT_VERSION,
-                             namespace, plural, name, propagation_policy="Background")
-            return True
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise _backend_error(e, f"delete {plural}/{name}") from None
+            return await self.kube.get(plural, namespace, name, **KV)
+        except ApiError as e:
+            raise _backend_error(e, f"get {plural}/{name}") from None
 
     # --- VMBackend ---
     async def readiness(self, namespace: str, zone_name: str, zone_spec: Mapping[str, Any]) -> BackendReadiness:
         try:
-            groups = await self._call(self.apis.get_api_versions)
-        except ApiException as e:
+            served = await self.kube.served_groups()
+        except ApiError as e:
             return BackendReadiness(False, effective_template(zone_spec, None) is not None, "ApiUnavailable",
                                     f"API discovery failed: {e.status} {e.reason}")
-        served = {g.name: [v.version for v in (g.versions or [])] for g in (groups.groups or [])}
         return readiness_from_discovery(served, zone_name, zone_spec)
 
     async def ensure(self, request: VMRequest) -> ObservedVM:
@@ -100,31 +66,25 @@ class KubeVirtBackend:
             raise BackendError(e.reason, str(e), retry_after=None) from None
         await self._ensure_secret(request.namespace, secret)
         try:
-            await self._call(self.custom.create_namespaced_custom_object, m.KUBEVIRT_GROUP, m.KUBEVIRT_VERSION,
-                             request.namespace, m.VM_PLURAL, vm)
+            created = await self.kube.create(m.VM_PLURAL, request.namespace, vm, **KV)
+        except ApiError as e:
+            raise _backend_error(e, f"create virtualmachines/{request.name}") from None
+        if created is not None:
             log.info("created VirtualMachine %s/%s", request.namespace, request.name)
-        except ApiException as e:
-            if e.status != 409:
-                raise _backend_error(e, f"create virtualmachines/{request.name}") from None
+        else:
             await self._patch_vm(request.namespace, request.name, _vm_update_patch(vm))
         return await self.observe(request.namespace, request.name)
 
     async def _ensure_secret(self, namespace: str, secret: dict[str, Any]) -> None:
-        body = k8s.V1Secret.from_dict(secret)
         name = secret["metadata"]["name"]
         try:
-            await self._call(self.core.create_namespaced_secret, namespace, body)
-            return
-        except ApiException as e:
-            if e.status != 409:
-                raise _backend_error(e, f"create secrets/{name}") from None
-        try:
-            current = await self._call(self.core.read_namespaced_secret, name, namespace)
-            body.metadata.resource_version = current.metadata.resource_version
-            body.data = None  # stringData replaces the content whole
-            await self._call(self.core.replace_namespaced_secret, name, namespace, body)
-        except ApiException as e:
-            raise _backend_error(e, f"update secrets/{name}") from None
+            if await self.kube.create_secret(namespace, secret) is not None:
+                return
+            current = await self.kube.read_secret(namespace, name)
+            body = {**secret, "metadata": {**secret["metadata"], "resourceVersion": (current or {}).get("metadata", {}).get("resourceVersion")}}
+            await self.kube.replace_secret(namespace, body)   # stringData replaces the content whole
+        except ApiError as e:
+            raise _backend_error(e, f"write secrets/{name}") from None
 
     async def start(self, namespace: str, name: str) -> None:
         await self._patch_vm(namespace, name, {"spec": {"runStrategy": "Always", "running": None}})
@@ -140,18 +100,20 @@ class KubeVirtBackend:
         if (vm.get("spec") or {}).get("runStrategy") != "Always":
             await self.start(namespace, name)
             return
-        await self._delete(m.VMI_PLURAL, namespace, name)
+        try:
+            await self.kube.delete(m.VMI_PLURAL, namespace, name, propagation="Background", **KV)
+        except ApiError as e:
+            raise _backend_error(e, f"delete {m.VMI_PLURAL}/{name}") from None
 
     async def destroy(self, namespace: str, name: str) -> None:
         vm = await self._get(m.VM_PLURAL, namespace, name)
-        await self._delete(m.VM_PLURAL, namespace, name)
         # The Secret is owned by the SSVM (it outlives the VM otherwise): delete it with the VM.
         secret = _secret_of(vm) if vm else f"{name}-cloudinit"
         try:
-            await self._call(self.core.delete_namespaced_secret, secret, namespace)
-        except ApiException as e:
-            if e.status != 404:
-                raise _backend_error(e, f"delete secrets/{secret}") from None
+            await self.kube.delete(m.VM_PLURAL, namespace, name, propagation="Background", **KV)
+            await self.kube.delete_secret(namespace, secret)
+        except ApiError as e:
+            raise _backend_error(e, f"delete {name}") from None
 
     async def observe(self, namespace: str, name: str) -> ObservedVM:
         vm = await self._get(m.VM_PLURAL, namespace, name)
@@ -196,8 +158,8 @@ def _secret_of(vm: Mapping[str, Any]) -> str:
     return f"{vm['metadata']['name']}-cloudinit"
 
 
-def _backend_error(e: ApiException, what: str) -> BackendError:
-    reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid", 429: "TooManyRequests"}
+def _backend_error(e: ApiError, what: str) -> BackendError:
+    reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid", 429: "TooManyRequests", 504: "ApiTimeout"}
     reason = reasons.get(e.status or 0, "ApiError" if (e.status or 500) < 500 else "ApiServerError")
     return BackendError(reason, f"{what}: {e.status} {e.reason}", retry_after=None if reason == "Invalid" else 10.0)
 

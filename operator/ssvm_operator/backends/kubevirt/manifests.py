@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ... import constants as c
-from ...api.zone import KubeVirtTemplate, Offering, ZoneSpec
-from ...core.niclayout import PlannedNic, as_zone_spec, plan_nics
-from ..base import VMRequest
-from . import models as m
-from .userdata import (AgentPayload, build_user_data, interface_mac, network_data_document, render_network_data)
+from ssvm_operator import constants as c
+from ssvm_operator.api.zone import KubeVirtTemplate, Offering, ZoneSpec
+from ssvm_operator.model.niclayout import PlannedNic, as_zone_spec, plan_nics
+from ssvm_operator.model.vm import VMRequest
+from ssvm_operator.backends.kubevirt import models as m
+from ssvm_operator.backends.kubevirt.userdata import (AgentPayload, build_user_data, interface_mac, network_data_document, render_network_data)
 
 ROOT_DISK, CLOUDINIT_DISK = "rootdisk", "cloudinit"
 USERDATA_KEY, NETWORKDATA_KEY = "userdata", "networkdata"  # the Secret keys KubeVirt's NoCloud source reads

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ...core.niclayout import CONTROL, TRAFFIC_OF_INTERFACE
-from ..base import NicInfo, ObservedVM, VMPhase
-from . import models as m
-from .manifests import ANNOTATION_SPEC_HASH
+from ssvm_operator.model.niclayout import CONTROL, TRAFFIC_OF_INTERFACE
+from ssvm_operator.model.vm import NicInfo, ObservedVM, VMPhase
+from ssvm_operator.backends.kubevirt import models as m
+from ssvm_operator.backends.kubevirt.manifests import ANNOTATION_SPEC_HASH
 
 # KubeVirt printableStatus values that are failure states; each becomes ObservedVM.reason.
 FAILURE_STATES = ("ErrImagePull", "ImagePullBackOff", "ErrorUnschedulable", "CrashLoopBackOff", "DataVolumeError",

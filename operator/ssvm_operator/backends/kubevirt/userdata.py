@@ -14,8 +14,8 @@ from typing import Any, Sequence
 
 import yaml
 
-from ...constants import SSH_PORT
-from ...core.niclayout import PlannedNic
+from ssvm_operator.constants import SSH_PORT
+from ssvm_operator.model.niclayout import PlannedNic
 
 BOOT_ARGS_PATH = "/var/cache/cloud/cmdline"          # where CloudStack's system VM scripts read them
 AUTHORIZED_KEYS_PATH = "/root/.ssh/authorized_keys"
@@ -46,7 +46,7 @@ class AgentPayload:
     @classmethod
     def bundled(cls) -> "AgentPayload":
         """The agent of this package, packed as a zipapp (needs only python3 in the guest)."""
-        from ...agent.pack import zipapp_bytes
+        from ssvm_operator.agent.pack import zipapp_bytes
 
         return cls(zipapp=zipapp_bytes())
 

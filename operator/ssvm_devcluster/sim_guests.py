@@ -1,0 +1,190 @@
+"""Simulated SSVM guests: for each VirtualMachineInstance the KubeVirt simulator runs, a guest that
+reads its VM's cloud-init Secret through the API (as a real guest reads its user data) for the host
+key and the authorised key, and serves SSH on the VMI's control address, port 3922, running the real
+agent in simulated mode with a state dir of its own (mounts and firewall rules recorded, not
+applied). A new instance (reboot, recreate) is a new guest; a deleted one stops.
+
+The annotation `sim.ssvm.io/guest-host-key: impostor` on a VirtualMachine makes its next guest
+present a host key of its own instead of the one in its user data (the pin must refuse it);
+`sim.ssvm.io/guest: silent` makes its next guest never answer SSH (a VM that runs but never boots).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ssvm_devcluster.simulators import ApiClient, register
+
+log = logging.getLogger(__name__)
+
+VMIS = "/apis/kubevirt.io/v1/virtualmachineinstances"
+HOST_KEY_ANNOTATION = "sim.ssvm.io/guest-host-key"
+GUEST_ANNOTATION = "sim.ssvm.io/guest"
+AUTHORIZED_KEYS_PATH = "/root/.ssh/authorized_keys"
+CONTROL_INTERFACE = "control"
+
+
+@dataclass
+class GuestSimConfig:
+    state_root: str | None = None       # default: a temporary dir removed when the simulator stops
+    port: int = 3922
+    copy_port: int | None = -1          # -1: 80 when root (as in a VM), else any free port; None: no copy server
+    retry_delay: float = 2.0
+
+
+def parse_user_data(text: str) -> tuple[str, str]:
+    """(host private key, operator's authorised key line) from cloud-config user data."""
+    doc = yaml.safe_load(text.split("\n", 1)[1] if text.startswith("#cloud-config") else text) or {}
+    private = next((v for k, v in (doc.get("ssh_keys") or {}).items() if k.endswith("_private")), None)
+    authorized = next((f.get("content", "") for f in doc.get("write_files") or [] if f.get("path") == AUTHORIZED_KEYS_PATH), "")
+    if not private or not authorized.strip():
+        raise ValueError("the user data holds no host private key or no authorised key")
+    return private, authorized.strip()
+
+
+def _secret_text(secret: dict[str, Any], key: str) -> str | None:
+    data = secret.get("data") or {}
+    if data.get(key):
+        return base64.b64decode(data[key]).decode()
+    return (secret.get("stringData") or {}).get(key)
+
+
+def control_address(vmi: dict[str, Any]) -> str | None:
+    for iface in (vmi.get("status") or {}).get("interfaces") or []:
+        if iface.get("name") == CONTROL_INTERFACE and iface.get("ipAddress"):
+            return iface["ipAddress"].split("/", 1)[0]
+    return None
+
+
+class GuestSimulator:
+    name = "guests"
+
+    def __init__(self, config: GuestSimConfig | None = None) -> None:
+        self.config = config or GuestSimConfig()
+        self.guests: dict[tuple[str, str], tuple[str, Any]] = {}   # (ns, vm) -> (VMI uid, SimulatedGuest)
+        self._root: Path | None = None
+        self._own_root = False
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            if self.config.state_root:
+                self._root = Path(self.config.state_root)
+            else:
+                self._root, self._own_root = Path(tempfile.mkdtemp(prefix="ssvm-sim-guests-")), True
+        return self._root
+
+    def _copy_port(self) -> int | None:
+        if self.config.copy_port == -1:
+            return 80 if os.geteuid() == 0 else 0
+        return self.config.copy_port
+
+    async def run(self, api: ApiClient, stop: asyncio.Event) -> None:
+        # The watch only looks at `stop` when an event comes: race it against the stop itself.
+        watcher = asyncio.create_task(self._watch(api, stop), name="guest-sim-watch")
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([watcher, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done and watcher.exception() is not None:
+                raise watcher.exception()  # type: ignore[misc]
+        finally:
+            for task in (watcher, stopper):
+                task.cancel()
+            await asyncio.gather(watcher, stopper, return_exceptions=True)
+            await self.stop_all()
+
+    async def _watch(self, api: ApiClient, stop: asyncio.Event) -> None:
+        while not stop.is_set():   # the KubeVirt simulator registers the VMI kind when it starts: wait for it
+            code, _ = await api.get(VMIS)
+            if code == 200:
+                break
+            await asyncio.sleep(0.2)
+        async for event in api.watch(VMIS, stop=stop):
+            await self.handle(api, event.get("type", ""), event.get("object") or {}, stop)
+
+    async def handle(self, api: ApiClient, type_: str, vmi: dict[str, Any], stop: asyncio.Event) -> None:
+        meta = vmi.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        running = (vmi.get("status") or {}).get("phase") == "Running" and not meta.get("deletionTimestamp")
+        current = self.guests.get(key)
+        if type_ == "DELETED" or not running:
+            if current is not None and (type_ == "DELETED" or current[0] == meta.get("uid")):
+                await self._stop(key)
+            return
+        if current is not None and current[0] == meta.get("uid"):
+            return
+        if current is not None:
+            await self._stop(key)
+        address = control_address(vmi)
+        if address is None:
+            return
+        try:
+            await self._start(api, key, meta.get("uid", ""), address)
+        except Exception as e:  # noqa: BLE001 - a guest that cannot start is retried, like a slow boot
+            log.warning("simulated guest %s/%s on %s: %s; retrying", key[0], key[1], address, e)
+            asyncio.get_running_loop().call_later(self.config.retry_delay, lambda: asyncio.ensure_future(
+                self._retry(api, key, stop)))
+
+    async def _retry(self, api: ApiClient, key: tuple[str, str], stop: asyncio.Event) -> None:
+        if stop.is_set():
+            return
+        code, vmi = await api.get(f"/apis/kubevirt.io/v1/namespaces/{key[0]}/virtualmachineinstances/{key[1]}")
+        if code == 200:
+            await self.handle(api, "MODIFIED", vmi, stop)
+
+    async def _start(self, api: ApiClient, key: tuple[str, str], uid: str, address: str) -> None:
+        from ssvm_operator.ssh.keys import generate_keypair
+        from ssvm_devcluster.simserver import start_simulated_guest
+
+        ns, name = key
+        code, vm = await api.get(f"/apis/kubevirt.io/v1/namespaces/{ns}/virtualmachines/{name}")
+        if code != 200:
+            raise RuntimeError(f"VirtualMachine not readable: {code}")
+        volumes = (((vm.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or []
+        ref = next(((v.get("cloudInitNoCloud") or {}).get("secretRef") for v in volumes
+                    if (v.get("cloudInitNoCloud") or {}).get("secretRef")), None)
+        if not ref:
+            raise RuntimeError("the VM has no cloud-init NoCloud secretRef")
+        code, secret = await api.get(f"/api/v1/namespaces/{ns}/secrets/{ref['name']}")
+        if code != 200:
+            raise RuntimeError(f"cloud-init Secret {ref['name']} not readable: {code}")
+        private, authorized = parse_user_data(_secret_text(secret, "userdata") or "")
+        annotations = (vm.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(GUEST_ANNOTATION) == "silent":
+            self.guests[key] = (uid, None)  # this instance never answers; a new one is looked at afresh
+            log.info("simulated guest %s/%s on %s: silent (annotation)", ns, name, address)
+            return
+        if annotations.get(HOST_KEY_ANNOTATION) == "impostor":
+            private = generate_keypair("impostor").private_openssh
+        state = self.root / ns / name / (uid or "instance")
+        guest = await asyncio.to_thread(start_simulated_guest, address, private, authorized, state,
+                                        port=self.config.port, copy_port=self._copy_port())
+        self.guests[key] = (uid, guest)
+        log.info("simulated guest %s/%s: SSH on %s:%d, state in %s", ns, name, address, guest.port, state)
+
+    async def _stop(self, key: tuple[str, str]) -> None:
+        found = self.guests.pop(key, None)
+        if found is not None and found[1] is not None:
+            await asyncio.to_thread(found[1].stop)
+            log.info("simulated guest %s/%s stopped", *key)
+
+    async def stop_all(self) -> None:
+        for key in list(self.guests):
+            await self._stop(key)
+        if self._own_root and self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+
+
+@register("guests")
+def _factory() -> GuestSimulator:
+    return GuestSimulator()

@@ -1,0 +1,428 @@
+"""Guest operations for each SSVM: after the start gate, setup-store (every NFS store, past failures),
+firewall and vm-setup, each pushed only when its desired hash differs from the applied one; then a
+periodic `check` (remount stale stores, recreate after `failureThreshold` failures in a row).
+
+`GuestOps` needs a `Cluster` (Kubernetes reads and writes), a `KeyStore`, a channel factory and a
+`Mesh`; handlers/guest.py gives it kopf's indexes and the API, tests and the bench memory stand-ins.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ssvm_operator import metrics
+from ssvm_operator.backends.base import BackendError
+from ssvm_operator.model.vm import ObservedVM, VMRequest
+from ssvm_operator.controllers.guest.actions import (
+    SETUP_STORE,
+    GuestInputs,
+    PlannedAction,
+    StoreInfo,
+    actions_to_push,
+    plan_guest_actions,
+)
+from ssvm_operator.controllers.ssvm.lifecycle import GateResult
+from ssvm_operator.ssh import errors
+from ssvm_operator.ssh.channel import GuestChannel, GuestTarget, Timeouts
+from ssvm_operator.controllers.keys.rotation import KeyRotation
+from ssvm_operator.controllers.guest.mesh import Mesh
+from ssvm_operator.controllers.keys.secrets import HostKey, KeyMaterialError, KeyStore, OperatorKey, external_host
+from ssvm_operator.controllers.guest.status import (
+    ActionOutcome,
+    StoreResult,
+    action_record,
+    guest_conditions,
+    health_status,
+    healthy_condition,
+    not_running_conditions,
+    pending_record,
+    same_mount,
+    store_mounts,
+    store_status_patch,
+)
+
+log = logging.getLogger(__name__)
+ChannelFactory = Callable[[OperatorKey, Timeouts], GuestChannel]
+SSH_READY = "SSHReady"
+EV_UNHEALTHY, EV_RECREATED = "SSVMUnhealthy", "SSVMRecreated"
+SETTLE_RECHECK_SECONDS = 5.0
+
+
+class Cluster(Protocol):
+    """What guest operations read and write in Kubernetes."""
+
+    def zone(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+    def stores(self, namespace: str, zone: str) -> list[Mapping[str, Any]]: ...
+    def ssvm_names(self, namespace: str, zone: str) -> set[str] | None: ...
+    async def get_ssvm(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+    async def list_ssvms(self, namespace: str) -> list[Mapping[str, Any]]: ...
+    async def update_ssvm_status(self, namespace: str, name: str, compute: Callable[[Mapping[str, Any], Mapping[str, Any]], dict]) -> None: ...
+    async def update_store_status(self, namespace: str, name: str, compute: Callable[[Mapping[str, Any], Mapping[str, Any]], dict]) -> None: ...
+    async def request_recreate(self, namespace: str, name: str, token: str) -> None: ...
+    def post_event(self, ssvm: Mapping[str, Any], reason: str, message: str, type_: str = "Normal") -> None: ...
+
+
+@dataclass(frozen=True)
+class GuestSettings:
+    gate_timeouts: Timeouts = field(default_factory=lambda: Timeouts(connect=3.0, banner=5.0, auth=5.0, command=10.0, deadline=15.0))
+    action_timeouts: Timeouts = field(default_factory=Timeouts)
+    gate_ttl: float = 20.0          # a pass of the same instance is reused this long (health checks watch liveness)
+    retry_base: float = 5.0         # a failed action is retried after base * 2^(attempts-1), at most retry_max
+    retry_max: float = 300.0
+    check_copy_server: bool = True  # off only for guests without a copy server (the in-process fake)
+    check_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class Reached:
+    """What the gate saw when SSH answered: the instance and where to reach it."""
+
+    instance_id: str | None
+    address: str
+    host_key: str
+    host_fingerprint: str
+    simulated: bool
+    at: float
+    port: int = 3922
+
+
+@dataclass
+class _Worker:
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    retry_at: dict[str, float] = field(default_factory=dict)
+    next_check: float = 0.0
+
+
+def _spec(zone: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (zone.get("spec") or {}).get("secondaryStorage") or {}
+
+
+
+class GuestOps:
+    def __init__(self, cluster: Cluster, keys: KeyStore, channel_factory: ChannelFactory, mesh: Mesh,
+                 settings: GuestSettings | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cluster, self.keys, self.channel_factory, self.mesh = cluster, keys, channel_factory, mesh
+        self.settings, self.clock = settings or GuestSettings(), clock
+        self.reached: dict[tuple[str, str], Reached] = {}
+        self.workers: dict[tuple[str, str], _Worker] = {}
+        self._channels: dict[tuple[str, Timeouts], GuestChannel] = {}
+        mesh.listeners.append(self.wake_all)
+        self.rotation = KeyRotation(cluster, keys, self.channel, self.reached, self.wake)
+
+    # --- wake-ups ---
+    def _worker(self, namespace: str, name: str) -> _Worker:
+        return self.workers.setdefault((namespace, name), _Worker())
+
+    def wake(self, namespace: str, name: str) -> None:
+        self._worker(namespace, name).event.set()
+
+    def wake_all(self) -> None:
+        for w in self.workers.values():
+            w.event.set()
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.workers.pop((namespace, name), None)
+        self.reached.pop((namespace, name), None)
+        self.keys.forget_host(namespace, name)
+
+    def channel(self, key: OperatorKey, timeouts: Timeouts) -> GuestChannel:
+        found = self._channels.get((key.version + key.fingerprint, timeouts))
+        if found is None:
+            found = self._channels[(key.version + key.fingerprint, timeouts)] = self.channel_factory(key, timeouts)
+        return found
+
+    # --- the VM request: keys filled in ---
+    async def vm_request(self, base: VMRequest, ssvm: Mapping[str, Any], zone: Mapping[str, Any]) -> VMRequest:
+        try:
+            # an external host has its own key, pinned in the zone: no per-SSVM host key Secret
+            host = HostKey("", "") if _spec(zone).get("backend") == "external" else await self.keys.host_key(ssvm)
+            op = await self.keys.operator_keys(zone)
+        except KeyMaterialError as e:
+            raise BackendError(e.reason, e.message, retry_after=5.0) from None
+        # mid-rotation a new VM gets both keys, so it is ready for the promotion whichever comes first
+        return dataclasses.replace(base, host_public_key=host.public, host_private_key=host.private,
+                                   operator_public_key="\n".join(k.public for k in op.ring))
+
+    # --- the start gate ---
+    async def check_gate(self, ssvm: Mapping[str, Any], zone: Mapping[str, Any] | None, observed: ObservedVM) -> GateResult:
+        meta = ssvm["metadata"]
+        key = (meta["namespace"], meta["name"])
+        address = observed.control_ip
+        if zone is None:
+            return GateResult(False, "ZoneNotFound", "The zone is missing: no operator key to log in with.", SSH_READY)
+        if not address:
+            return GateResult(False, "NoControlAddress", "The VM reports no control address yet.", SSH_READY)
+        try:
+            external = external_host(zone, observed.backend_name)
+            host, port = external if external else (await self.keys.host_key(ssvm, create=False), 3922)
+            op = await self.keys.operator_keys(zone)
+        except KeyMaterialError as e:
+            return GateResult(False, e.reason, e.message, SSH_READY)
+        seen = self.reached.get(key)
+        if (seen and seen.instance_id == observed.instance_id and seen.address == address and seen.host_key == host.public
+                and seen.port == port and self.clock() - seen.at < self.settings.gate_ttl):
+            return GateResult(True, "SSHReady", self._gate_message(seen), SSH_READY)
+        target = GuestTarget(name=f"{key[0]}/{key[1]}", address=address, host_key=host.public, port=port)
+        started = self.clock()
+        try:
+            result = await self.rotation.keyring(op, self.settings.gate_timeouts).run_action(target, "info", {})
+        except errors.GuestError as e:
+            metrics.record_action("info", False, e.reason, self.clock() - started)
+            self.reached.pop(key, None)
+            return GateResult(False, e.reason, e.message[:500], SSH_READY)
+        metrics.record_action("info", result.ok, result.reason or "", self.clock() - started)
+        if not result.ok:
+            return GateResult(False, result.reason or "AgentError", f"ssvm-agent info failed: {result.message}"[:500], SSH_READY)
+        fresh = seen is None or seen.instance_id != observed.instance_id or seen.address != address
+        self.reached[key] = Reached(observed.instance_id, address, host.public, host.fingerprint, result.simulated, self.clock(), port)
+        if fresh:
+            self.wake(*key)
+        return GateResult(True, "SSHReady", self._gate_message(self.reached[key]), SSH_READY)
+
+    @staticmethod
+    def _gate_message(seen: Reached) -> str:
+        sim = " (simulated guest)" if seen.simulated else ""
+        return f"SSH on {seen.address}:{seen.port} answered with the pinned host key {seen.host_fingerprint}{sim}."
+
+    # --- the worker ---
+    async def run_worker(self, namespace: str, name: str, stopped: Callable[[], bool]) -> None:
+        w = self._worker(namespace, name)
+        while not stopped():
+            w.event.clear()
+            try:
+                delay = await self.step(namespace, name)
+            except Exception as e:  # the worker must outlive any one failure; logs the type only, never a payload
+                log.warning("guest ops %s/%s: %s", namespace, name, type(e).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+                delay = self.settings.retry_base
+            if delay is None:
+                return
+            await self._sleep(w, delay, stopped)
+
+    async def _sleep(self, w: _Worker, seconds: float, stopped: Callable[[], bool]) -> None:
+        deadline = self.clock() + seconds
+        while not stopped() and not w.event.is_set():
+            left = deadline - self.clock()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(w.event.wait(), timeout=min(left, 1.0))
+            except TimeoutError:
+                pass
+
+    async def step(self, namespace: str, name: str) -> float | None:
+        """One pass; returns seconds until the next one is due (None: the SSVM is gone)."""
+        w = self._worker(namespace, name)
+        body = await self.cluster.get_ssvm(namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        status = body.get("status") or {}
+        generation = body["metadata"].get("generation")
+        if status.get("state") != "Running":
+            w.retry_at.clear()
+            w.next_check = 0.0
+            conds = not_running_conditions(status.get("conditions") or [], status.get("state"), generation)
+            if conds != list(status.get("conditions") or []):
+                await self.cluster.update_ssvm_status(namespace, name, lambda st, _b: self._diff(
+                    st, {"conditions": not_running_conditions(st.get("conditions") or [], st.get("state"), generation)}))
+            return 60.0
+        seen = self.reached.get((namespace, name))
+        zone = self.cluster.zone(namespace, (body.get("spec") or {}).get("zoneRef", ""))
+        if seen is None or zone is None:
+            return 30.0   # the gate (or the zone's index) wakes this worker when it knows more
+        await self.mesh.settled()
+        try:
+            op = await self.keys.operator_keys(zone)
+            copy = await self.keys.copy_password(zone)
+        except KeyMaterialError as e:
+            log.warning("guest ops %s/%s: %s: %s", namespace, name, e.reason, e.message)
+            return self.settings.retry_base
+        stores = [self._store_info(s) for s in self.cluster.stores(namespace, zone["metadata"]["name"])
+                  if not s["metadata"].get("deletionTimestamp")]
+        peers = self.mesh.peers(namespace, name)
+        planned = plan_guest_actions(GuestInputs(zone_spec=zone.get("spec") or {}, stores=stores, peers=peers,
+                                                 instance_id=seen.instance_id, copy_password=copy.value,
+                                                 copy_password_version=copy.version))
+        applied = status.get("actions") or {}
+        now = self.clock()
+        due = [p for p in actions_to_push(planned, applied) if not self._backing_off(w, p, applied, now)]
+        target = GuestTarget(name=f"{namespace}/{name}", address=seen.address, host_key=seen.host_key, port=seen.port)
+        channel = self.rotation.keyring(op, self.settings.action_timeouts)
+        outcomes: list[ActionOutcome] = []
+        for p in due:
+            outcome = await self._push(channel, target, p)
+            outcomes.append(outcome)
+            if outcome.transport:
+                break   # the guest is unreachable: the rest waits for the next pass
+        health_patch, recreate = await self._health(w, body, zone, seen, channel, target, bool(outcomes))
+        nfs = sum(1 for s in stores if s.protocol == "nfs")
+        await self._write(namespace, name, planned, outcomes, health_patch, nfs, len(peers), seen)
+        for outcome in outcomes:
+            self._schedule_retry(w, outcome, applied)
+            if outcome.status_key == "setupStore":
+                await self._write_stores(namespace, zone["metadata"]["name"], name, outcome)
+        if recreate:
+            await self._recreate(body, recreate)
+        else:
+            await self.rotation.step(body, op, seen.instance_id, target, self.settings.action_timeouts)
+        waits = [w.next_check - self.clock()] + [t - self.clock() for t in w.retry_at.values()]
+        return max(0.05, min(waits))
+
+    def _backing_off(self, w: _Worker, p: PlannedAction, applied: Mapping[str, Any], now: float) -> bool:
+        rec = applied.get(p.status_key) or {}
+        return rec.get("result") == "Failed" and rec.get("desiredHash") == p.desired_hash and now < w.retry_at.get(p.status_key, 0.0)
+
+    def _schedule_retry(self, w: _Worker, outcome: ActionOutcome, applied: Mapping[str, Any]) -> None:
+        if outcome.ok:
+            w.retry_at.pop(outcome.status_key, None)
+            return
+        rec = action_record(applied.get(outcome.status_key), outcome)
+        w.retry_at[outcome.status_key] = self.clock() + min(self.settings.retry_max,
+                                                            self.settings.retry_base * 2 ** (rec["attempts"] - 1))
+
+    @staticmethod
+    def _store_info(body: Mapping[str, Any]) -> StoreInfo:
+        spec = body.get("spec") or {}
+        return StoreInfo(name=body["metadata"]["name"], url=spec.get("url", ""), protocol=spec.get("protocol", "nfs"),
+                         nfs_version=spec.get("nfsVersion"), mount_options=tuple(spec.get("mountOptions") or ()),
+                         read_only=bool(spec.get("readOnly", False)))
+
+    async def _run(self, channel: GuestChannel, target: GuestTarget, action: str, payload: Mapping[str, Any]):
+        started = self.clock()
+        try:
+            result = await channel.run_action(target, action, payload)
+        except errors.GuestError as e:
+            metrics.record_action(action, False, e.reason, self.clock() - started)
+            raise
+        metrics.record_action(action, result.ok, result.reason or "", self.clock() - started)
+        return result
+
+    async def _push(self, channel: GuestChannel, target: GuestTarget, p: PlannedAction) -> ActionOutcome:
+        if p.action == SETUP_STORE:
+            results: list[StoreResult] = []
+            for store, payload in zip(p.store_names, p.payloads):
+                try:
+                    r = await self._run(channel, target, p.action, payload)
+                except errors.GuestError as e:
+                    return ActionOutcome(p.status_key, p.desired_hash, False, e.reason, e.message, tuple(results), transport=True)
+                parent = r.data.get("parentDir")
+                results.append(StoreResult(store, r.ok, r.reason, f"mounted at {parent}" if r.ok else r.message, parent))
+            bad = [s for s in results if not s.ok]
+            message = "; ".join(f"{s.store}: {s.message if s.ok else f'{s.reason}: {s.message}'}" for s in results)
+            return ActionOutcome(p.status_key, p.desired_hash, not bad, bad[0].reason if bad else None,
+                                 message or "no NFS store", tuple(results))
+        try:
+            r = await self._run(channel, target, p.action, p.payloads[0])
+        except errors.GuestError as e:
+            return ActionOutcome(p.status_key, p.desired_hash, False, e.reason, e.message, transport=True)
+        if r.ok:
+            message = (f"copy port {r.data.get('port')} admits {len(r.data.get('peers') or [])} peer(s)" if p.action == "firewall"
+                       else f"{len(r.data.get('allowedInternalSites') or [])} internal site(s), copy credentials installed")
+        else:
+            message = r.message
+        return ActionOutcome(p.status_key, p.desired_hash, r.ok, r.reason, message)
+
+    # --- health ---
+    async def _health(self, w: _Worker, body: Mapping[str, Any], zone: Mapping[str, Any], seen: Reached, channel: GuestChannel,
+                      target: GuestTarget, pushed: bool) -> tuple[dict[str, Any] | None, str | None]:
+        policy = _spec(zone).get("health") or {}
+        interval = float(policy.get("intervalSeconds", 60))
+        if self.clock() < w.next_check and not pushed:
+            return None, None
+        w.next_check = self.clock() + interval
+        payload: dict[str, Any] = {"timeoutSeconds": self.settings.check_timeout, "copyServer": self.settings.check_copy_server}
+        mgmt = (zone.get("spec") or {}).get("management") or {}
+        if mgmt.get("host") and not seen.simulated:
+            # A simulated guest shares this machine's network: probes that would leave it are not sent to one.
+            payload["management"] = {"host": mgmt["host"], "port": int(mgmt.get("port", 8250))}
+        report: dict[str, Any] | None = None
+        error: tuple[str, str] | None = None
+        try:
+            result = await self._run(channel, target, "check", payload)
+            report = dict(result.data)
+            if not result.ok and "checks" not in report:
+                error = (result.reason or "CheckFailed", result.message)
+            if report.get("staleStores"):
+                remount = await self._run(channel, target, "remount", {})
+                log.info("guest %s: remounted stale stores (%s)", target.name, "ok" if remount.ok else remount.reason)
+        except errors.GuestError as e:
+            error = (e.reason, e.message)
+        previous = (body.get("status") or {}).get("health") or {}
+        health = health_status(previous, report, error)
+        if pushed and not health["healthy"]:
+            # Just configured: its services may still be starting, so look again soon rather than an interval later.
+            w.next_check = self.clock() + min(interval, SETTLE_RECHECK_SECONDS)
+        metrics.record_health_check(body["metadata"]["namespace"], zone["metadata"]["name"], health["healthy"],
+                                    (report or {}).get("problems") or [])
+        threshold = int(policy.get("failureThreshold", 3))
+        recreate = None
+        if health["consecutiveFailures"] >= threshold:
+            problems = ", ".join((report or {}).get("problems") or []) or (error[0] if error else "unknown")
+            recreate = f"{health['consecutiveFailures']} failed health checks in a row ({problems})"
+            health["consecutiveFailures"] = 0   # the new VM starts counting afresh
+        problems = list((report or {}).get("problems") or [])
+        return {"health": health, "_error": error, "_problems": problems}, recreate
+
+    async def _recreate(self, body: Mapping[str, Any], why: str) -> None:
+        meta = body["metadata"]
+        token = f"unhealthy-{int(time.time())}"
+        self.cluster.post_event(body, EV_UNHEALTHY, f"{meta['name']}: {why}.", "Warning")
+        await self.cluster.request_recreate(meta["namespace"], meta["name"], token)
+        self.cluster.post_event(body, EV_RECREATED, f"{meta['name']}: VM recreated (request {token}) after {why}.", "Warning")
+        self.reached.pop((meta["namespace"], meta["name"]), None)
+
+    # --- status ---
+    @staticmethod
+    def _diff(status: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in wanted.items() if status.get(k) != v}
+
+    async def _write(self, namespace: str, name: str, planned: list[PlannedAction], outcomes: list[ActionOutcome],
+                     health: dict[str, Any] | None, nfs_stores: int, peers: int, seen: Reached) -> None:
+        copy_port = 443 if any(p.action == "firewall" and p.payloads[0].get("encryptCopy") for p in planned) else 80
+
+        def compute(status: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+            if status.get("state") != "Running":
+                return {}
+            generation = body["metadata"].get("generation")
+            actions = {k: dict(v) for k, v in (status.get("actions") or {}).items() if v}
+            done = {o.status_key for o in outcomes}
+            for o in outcomes:
+                actions[o.status_key] = action_record(actions.get(o.status_key), o)
+            for p in planned:
+                if p.status_key not in done:
+                    pending = pending_record(actions.get(p.status_key), p.desired_hash)
+                    if pending is not None:
+                        actions[p.status_key] = pending
+            conds = guest_conditions(status.get("conditions") or [], actions, nfs_stores=nfs_stores, peers=peers,
+                                     copy_port=copy_port, generation=generation)
+            wanted: dict[str, Any] = {"actions": actions, "hostKeyFingerprint": seen.host_fingerprint}
+            if health is not None:
+                wanted["health"] = health["health"]
+                conds = healthy_condition(conds, health["health"], health["_error"], health["_problems"], generation)
+            wanted["conditions"] = conds
+            return GuestOps._diff(status, wanted)
+
+        await self.cluster.update_ssvm_status(namespace, name, compute)
+
+    async def _write_stores(self, namespace: str, zone: str, ssvm: str, outcome: ActionOutcome) -> None:
+        live = self.cluster.ssvm_names(namespace, zone)
+        for result in outcome.stores:
+            def compute(status: Mapping[str, Any], body: Mapping[str, Any], result: StoreResult = result) -> dict[str, Any]:
+                mounts = store_mounts(status, ssvm, result, live)
+                old = next((m for m in status.get("mounts") or [] if m.get("ssvm") == ssvm), None)
+                new = next(m for m in mounts if m["ssvm"] == ssvm)
+                if same_mount(old, new):
+                    new["lastUpdateTime"] = old["lastUpdateTime"]   # an unchanged result is not rewritten
+                return store_status_patch(status, mounts, body["metadata"].get("generation"))
+            await self.cluster.update_store_status(namespace, result.store, compute)
+
+    async def prune_store_mounts(self, namespace: str, zone: str, ssvm: str) -> None:
+        """A deleted SSVM's entries leave its zone's stores."""
+        for store in self.cluster.stores(namespace, zone):
+            await self.cluster.update_store_status(namespace, store["metadata"]["name"], lambda st, b: store_status_patch(
+                st, store_mounts(st, ssvm, None, None), b["metadata"].get("generation"))
+                if any(m.get("ssvm") == ssvm for m in st.get("mounts") or []) else {})

@@ -1,0 +1,32 @@
+"""Operator-wide kopf settings applied at start-up."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from ssvm_operator import constants as c
+from ssvm_operator.controllers import ids
+
+
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Progress and diff-base in annotations: our CRD schemas are strict, so `status.kopf` would be pruned.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
+    settings.persistence.finalizer = f"{c.GROUP}/finalizer"
+    # kopf's own "handler succeeded" events are noise to users; ours carry the meaning.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+
+
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # A plain OperatorRegistry has none of kopf's default login handlers: the pod's service account, else the kubeconfig.
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    kopf.on.startup(id=ids.STARTUP_SETTINGS, registry=registry)(configure)
+    kopf.on.login(id=ids.LOGIN, registry=registry)(login)

@@ -1,0 +1,132 @@
+"""The zone controller (kopf): an index of zones and of stores per zone, one reconcile loop per zone,
+the zone's finalizer, and the ImageStore's `ZoneFound` condition.
+
+The loop wakes on any event of the zone, its stores or its SSVMs, and otherwise every scan interval
+as the safety scan; a pass that finds nothing changed writes nothing. Deleting a zone deletes its
+SSVMs (each one's finalizer destroys its VM) before it goes.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import kopf
+
+from ssvm_operator import constants as c
+from ssvm_operator import metrics
+from ssvm_operator.backends.registry import BackendRegistry
+from ssvm_operator.controllers import ids
+from ssvm_operator.controllers.zone.reconcile import ZoneReconciler
+from ssvm_operator.kube.client import ApiError
+from ssvm_operator.kube.context import Kube
+from ssvm_operator.model.conditions import find_condition, set_condition
+from ssvm_operator.settings import OperatorConfig
+
+KIND = c.ZONE_KIND
+MAX_BACKOFF = 60.0
+
+
+def backoff_delay(attempt: int, hint: float | None, ceiling: float) -> float:
+    base = hint if hint is not None else 1.0
+    return min(ceiling, base * (2 ** min(attempt, 8)))
+
+
+def index_zone(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    meta = body.get("metadata", {})
+    return {(namespace, name): {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation", "deletionTimestamp")},
+                                "spec": copy.deepcopy(dict(body.get("spec") or {}))}}
+
+
+def index_store(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    meta, spec = body.get("metadata", {}), body.get("spec") or {}
+    return {(namespace, spec.get("zoneRef", "")): {
+        "metadata": {k: meta.get(k) for k in ("name", "namespace", "generation", "resourceVersion", "deletionTimestamp")},
+        "spec": copy.deepcopy(dict(spec)),
+        "status": {"conditions": copy.deepcopy(list((body.get("status") or {}).get("conditions") or []))},
+    }}
+
+
+class ZoneController:
+    def __init__(self, kube: Kube, backends: BackendRegistry, config: OperatorConfig) -> None:
+        self.kube, self.config = kube, config
+        self.reconciler = ZoneReconciler(kube, backends)
+
+    def on_zone_event(self, namespace: str, name: str, **_: Any) -> None:
+        if namespace:
+            self.kube.wakeups.wake((KIND, namespace, name))
+
+    async def on_store_event(self, type: str | None, namespace: str, name: str, body: kopf.Body, zones_by_name: kopf.Index,
+                             **_: Any) -> None:
+        """Wakes the store's zone; marks `ZoneFound=False` when the zone does not exist (its loop sets True)."""
+        zone = (body.get("spec") or {}).get("zoneRef")
+        if not zone or not namespace:
+            return
+        self.kube.wakeups.wake((KIND, namespace, zone))
+        if type == "DELETED" or (namespace, zone) in zones_by_name:
+            return
+        found = find_condition((body.get("status") or {}).get("conditions"), "ZoneFound")
+        if found and found.get("reason") == "ZoneNotFound":
+            return
+        try:
+            await self.kube.status.write(c.IMAGESTORE_PLURAL, dict(body), lambda st, b: _zone_found(
+                st, b, "False", "ZoneNotFound", f"No Zone {zone} in namespace {namespace}."))
+        except ApiError:
+            pass   # the next event of the store brings this handler again
+
+    async def zone_daemon(self, namespace: str, name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: Any,
+                          stores_by_zone: kopf.Index, ssvms_by_zone: kopf.Index, **_: Any) -> None:
+        key = (KIND, namespace, name)
+        attempt = 0
+        while not stopped:
+            self.kube.wakeups.clear(key)
+            delay = self.config.scan_interval
+            try:
+                zone = copy.deepcopy(dict(body))
+                stores = [copy.deepcopy(s) for s in stores_by_zone.get((namespace, name), [])]
+                ssvms = [copy.deepcopy(s) for s in ssvms_by_zone.get((namespace, name), [])]
+                with metrics.observe_reconcile(KIND):
+                    failures = await self.reconciler.run(zone, stores, ssvms, logger)
+                if failures:
+                    attempt += 1
+                    delay = backoff_delay(attempt, None, MAX_BACKOFF)
+                    logger.warning("zone %s: %s; retrying in %.1fs", name, "; ".join(failures), delay)
+                else:
+                    attempt = 0
+            except ApiError as e:
+                attempt += 1
+                delay = backoff_delay(attempt, None, MAX_BACKOFF)
+                logger.warning("zone %s: API error %s %s; retrying in %.1fs", name, e.status, e.reason, delay)
+            await self.kube.wakeups.sleep(key, delay, lambda: bool(stopped))
+
+    async def zone_deleted(self, namespace: str, name: str, logger: Any, **_: Any) -> None:
+        """The finalizer: every SSVM of the zone (and so its VM) is destroyed before the zone goes."""
+        client = self.kube.client
+        try:
+            mine = [s for s in await client.list(c.SSVM_PLURAL, namespace) if (s.get("spec") or {}).get("zoneRef") == name]
+            for s in mine:
+                if not s["metadata"].get("deletionTimestamp"):
+                    await client.delete(c.SSVM_PLURAL, namespace, s["metadata"]["name"])
+        except ApiError as e:
+            raise kopf.TemporaryError(f"listing or deleting the zone's SSVMs failed: {e.status} {e.reason}", delay=5) from None
+        if mine:
+            raise kopf.TemporaryError(f"waiting for {len(mine)} SSVM(s) and their VMs to be destroyed", delay=1)
+        self.kube.wakeups.forget((KIND, namespace, name))
+        self.kube.unseen.forget_owner(c.SSVM_KIND, namespace, name)
+        self.reconciler.forget(namespace, name)
+        metrics.forget_zone(namespace, name)
+        logger.info("zone %s: all SSVMs destroyed", name)
+
+    def register(self, registry: kopf.OperatorRegistry) -> None:
+        g, v = c.GROUP, c.VERSION
+        kopf.index(g, v, c.ZONE_PLURAL, id=ids.ZONES_INDEX, registry=registry)(index_zone)
+        kopf.index(g, v, c.IMAGESTORE_PLURAL, id=ids.STORES_INDEX, registry=registry)(index_store)
+        kopf.on.event(g, v, c.ZONE_PLURAL, id=ids.ZONE_EVENT, registry=registry)(self.on_zone_event)
+        kopf.on.event(g, v, c.IMAGESTORE_PLURAL, id=ids.STORE_EVENT, registry=registry)(self.on_store_event)
+        kopf.daemon(g, v, c.ZONE_PLURAL, id=ids.ZONE_RECONCILE, registry=registry, cancellation_timeout=5.0)(self.zone_daemon)
+        kopf.on.delete(g, v, c.ZONE_PLURAL, id=ids.ZONE_FINALIZER, registry=registry)(self.zone_deleted)
+
+
+def _zone_found(status: dict[str, Any], body: Any, value: str, reason: str, message: str) -> dict[str, Any]:
+    conds = list(status.get("conditions") or [])
+    new = set_condition(conds, "ZoneFound", value, reason, message, body["metadata"].get("generation"))
+    return {"conditions": new} if new != conds else {}

@@ -1,0 +1,109 @@
+"""Kubernetes Events: every reason the operator posts, and the poster.
+
+Events are posted as core/v1 Events by the reporting controller `ssvm-operator`, in the background
+(an Event that cannot be posted never holds or fails reconciliation). No secret is ever in a message.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ssvm_operator import constants as c
+from ssvm_operator import metrics
+
+log = logging.getLogger(__name__)
+
+# SSVM lifecycle (CloudStack's SSVM_CREATED, SSVM_CREATE_FAILURE, SSVM_REBOOTED alerts and more).
+SSVM_CREATED = "SSVMCreated"
+SSVM_CREATE_FAILED = "SSVMCreateFailed"
+SSVM_STARTED = "SSVMStarted"
+SSVM_STOPPED = "SSVMStopped"
+SSVM_REBOOTED = "SSVMRebooted"
+SSVM_DESTROYED = "SSVMDestroyed"
+SSVM_START_FAILED = "SSVMStartFailed"
+SSVM_REQUEST_IGNORED = "SSVMRequestIgnored"
+SSVM_UPGRADING = "SSVMUpgrading"   # the zone's rolling update replaces it (cloudstack-sysvmadm)
+SSVM_UPGRADED = "SSVMUpgraded"
+BACKEND_ERROR = "BackendError"
+# Guest health.
+SSVM_UNHEALTHY = "SSVMUnhealthy"
+SSVM_RECREATED = "SSVMRecreated"
+# Operator SSH key rotation.
+SSH_KEY_ROTATION_STARTED = "SSHKeyRotationStarted"
+SSH_KEY_PROMOTED = "SSHKeyPromoted"
+SSH_KEY_ROTATED = "SSHKeyRotated"
+
+REASONS = (SSVM_CREATED, SSVM_CREATE_FAILED, SSVM_STARTED, SSVM_STOPPED, SSVM_REBOOTED, SSVM_DESTROYED, SSVM_START_FAILED,
+           SSVM_REQUEST_IGNORED, SSVM_UPGRADING, SSVM_UPGRADED, BACKEND_ERROR, SSVM_UNHEALTHY, SSVM_RECREATED,
+           SSH_KEY_ROTATION_STARTED, SSH_KEY_PROMOTED, SSH_KEY_ROTATED)
+REPORTER = c.MANAGED_BY
+MESSAGE_MAX = 1024
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """An Event to post on the SSVM and, with `on_zone`, on its zone too."""
+
+    reason: str
+    message: str
+    type: str = "Normal"
+    on_zone: bool = True
+
+
+def object_ref(kind: str, namespace: str, name: str, uid: str | None) -> dict[str, Any]:
+    return {"apiVersion": c.API_VERSION, "kind": kind, "namespace": namespace, "name": name, "uid": uid}
+
+
+def ref_of(body: Mapping[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    if not body:
+        return None
+    meta = body["metadata"]
+    return object_ref(kind, meta["namespace"], meta["name"], meta.get("uid"))
+
+
+def event_body(ref: Mapping[str, Any], spec: EventSpec, now: datetime.datetime | None = None) -> dict[str, Any]:
+    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": f"{ref['name']}.{uuid.uuid4().hex[:16]}", "namespace": ref["namespace"]},
+        "involvedObject": {k: v for k, v in ref.items() if v is not None},
+        "type": spec.type, "reason": spec.reason, "message": spec.message[:MESSAGE_MAX],
+        "source": {"component": REPORTER}, "reportingComponent": REPORTER, "reportingInstance": REPORTER,
+        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+    }
+
+
+class EventPoster:
+    """Posts Events through the operator's client, in the background; `client=None` only counts them."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def post(self, events: Sequence[EventSpec], ssvm_ref: Mapping[str, Any] | None, zone_ref: Mapping[str, Any] | None) -> None:
+        """Each event on the SSVM, and on its zone too when it says so."""
+        for e in events:
+            metrics.record_event(e.reason, e.type)   # once per event, not per object it is posted on
+            for target in (r for r in (ssvm_ref, zone_ref if e.on_zone else None) if r is not None):
+                self._spawn(event_body(target, e))
+
+    def _spawn(self, body: dict[str, Any]) -> None:
+        if self.client is None:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self._send(body))
+        except RuntimeError:   # no loop (a synchronous caller): nothing to post from
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, body: dict[str, Any]) -> None:
+        try:
+            await self.client.create_event(body["metadata"]["namespace"], body)
+        except Exception as e:  # noqa: BLE001 - an Event that cannot be posted never fails reconciliation
+            log.debug("event %s not posted: %s", body["reason"], e)

@@ -1,0 +1,56 @@
+"""The one status writer: read, compute, patch with the resourceVersion computed from, and on a conflict
+compute again on a fresh read. Each answer goes to the unseen-writes record, so loops that read a
+lagging view use it instead."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ssvm_operator import constants as c
+from ssvm_operator.kube.client import ApiError, KubeClient
+from ssvm_operator.kube.unseen import UnseenWrites
+
+Compute = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]   # (status, body) -> status patch
+KIND_OF = {c.ZONE_PLURAL: c.ZONE_KIND, c.IMAGESTORE_PLURAL: c.IMAGESTORE_KIND, c.SSVM_PLURAL: c.SSVM_KIND}
+
+
+class StatusWriter:
+    def __init__(self, client: KubeClient, unseen: UnseenWrites, attempts: int = 4) -> None:
+        self.client, self.unseen, self.attempts = client, unseen, attempts
+
+    async def read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if plural == c.IMAGESTORE_PLURAL:   # list, not get: the chart grants exactly list/watch/patch on stores
+            return next((s for s in await self.client.list(plural, namespace) if s["metadata"]["name"] == name), None)
+        return await self.client.get(plural, namespace, name)
+
+    async def write(self, plural: str, body: Mapping[str, Any] | None, compute: Compute) -> dict[str, Any]:
+        """Writes `compute(status, body)` (nothing when it is empty); returns the patch written, {} if none.
+
+        `body` is the caller's view; None reads the object first. A deleting object is left alone."""
+        kind = KIND_OF[plural]
+        if body is None:
+            return {}
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        known = meta.get("resourceVersion")
+        current: Mapping[str, Any] | None = self.unseen.freshest(kind, namespace, name, dict(body))
+        for _ in range(self.attempts):
+            if current is None or current["metadata"].get("deletionTimestamp"):
+                return {}
+            patch = compute(dict(current.get("status") or {}), current)
+            if not patch:
+                return {}
+            before = current["metadata"].get("resourceVersion")
+            try:
+                response = await self.client.patch_status(plural, namespace, name, patch, before)
+            except ApiError as e:
+                if e.status != 409:
+                    raise
+            else:
+                self.unseen.record(kind, namespace, name, (known, before), response)
+                return patch
+            current = await self.read(plural, namespace, name)
+        return {}
+
+    async def write_named(self, plural: str, namespace: str, name: str, compute: Compute) -> dict[str, Any]:
+        return await self.write(plural, await self.read(plural, namespace, name), compute)

@@ -1,0 +1,45 @@
+"""Wake-ups of the per-object loops: a watch event (or our own write) wakes the loop of an object at
+once; otherwise it sleeps until its next pass is due or the operator stops."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Hashable
+
+Stopped = Callable[[], bool]
+
+
+class Wakeups:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._events: dict[Hashable, asyncio.Event] = {}
+
+    def event(self, key: Hashable) -> asyncio.Event:
+        return self._events.setdefault(key, asyncio.Event())
+
+    def wake(self, key: Hashable) -> None:
+        self.event(key).set()
+
+    def wake_all(self, keys: Callable[[Hashable], bool] = lambda _k: True) -> None:
+        for key, event in list(self._events.items()):
+            if keys(key):
+                event.set()
+
+    def clear(self, key: Hashable) -> None:
+        self.event(key).clear()
+
+    def forget(self, key: Hashable) -> None:
+        self._events.pop(key, None)
+
+    async def sleep(self, key: Hashable, seconds: float, stopped: Stopped) -> None:
+        """Until woken, stopped, or `seconds` passed; `stopped` is checked at least every second."""
+        event = self.event(key)
+        deadline = self.clock() + seconds
+        while not stopped() and not event.is_set():
+            left = deadline - self.clock()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(event.wait(), timeout=min(left, 1.0))
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,65 @@
+"""Guest operations on memory stand-ins (unit tests of the guest and keys controllers): the in-memory cluster, the fake channel running the real agent, keys in memory."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from tests.support.fake_guest import FakeGuestChannel
+from ssvm_operator.controllers.guest.worker import GuestOps, GuestSettings
+from tests.support.memory_cluster import MemoryCluster
+from ssvm_operator.controllers.guest.mesh import Mesh
+from ssvm_operator.controllers.keys.secrets import KeyStore
+from tests.support.memory_secrets import MemorySecretsApi
+
+NS = "cloud"
+
+
+@dataclass
+class World:
+    cluster: MemoryCluster
+    fake: FakeGuestChannel
+    secrets: MemorySecretsApi
+    ops: GuestOps
+
+    def restart(self) -> World:
+        """A new operator process: nothing in memory but what the cluster holds."""
+        return make_world(self.cluster, self.fake, self.secrets)
+
+    async def step_all(self) -> None:
+        for ns, name in list(self.cluster.ssvms):
+            await self.ops.step(ns, name)
+
+    def ssvm(self, name: str) -> dict[str, Any]:
+        return self.cluster.ssvms[(NS, name)]
+
+
+def make_world(cluster: MemoryCluster | None = None, fake: FakeGuestChannel | None = None,
+               secrets: MemorySecretsApi | None = None, **settings: Any) -> World:
+    cluster = cluster or MemoryCluster()
+    fake = fake or FakeGuestChannel()
+    secrets = secrets or MemorySecretsApi()
+    mesh = Mesh(cluster.addresses, quiet=settings.pop("quiet", 0.0), max_delay=settings.pop("max_delay", 0.0))
+    mesh.observe()
+    ops = GuestOps(cluster, KeyStore(secrets), lambda key, timeouts: fake.for_key(key), mesh,
+                   GuestSettings(check_copy_server=False, **settings))
+    cluster.listeners.append(lambda ns, name: mesh.observe())
+    return World(cluster, fake, secrets, ops)
+
+
+@pytest.fixture()
+def world():
+    w = make_world()
+    yield w
+    w.fake.close()
+
+
+@pytest.fixture(autouse=True)
+def _debug_logs(caplog):
+    caplog.set_level(logging.DEBUG)
+
+
+def run(coro):
+    return asyncio.run(coro)
