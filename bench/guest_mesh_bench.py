@@ -24,16 +24,18 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "operator"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from ssvm_operator.ssh.channel import SSHGuestChannel, Timeouts
-from tests.support.fake_guest import FakeGuestChannel
-from ssvm_devcluster.simserver import start_simulated_guest
-from ssvm_operator.controllers.guest.worker import GuestOps, GuestSettings
-from tests.support.memory_cluster import MemoryCluster
-from ssvm_operator.controllers.guest.mesh import Mesh
-from ssvm_operator.controllers.keys.secrets import KeyStore
-from tests.support.memory_secrets import MemorySecretsApi
+from ssvm_devcluster.simserver import start_simulated_guest  # noqa: E402
+from ssvm_operator.controllers.guest.mesh import Mesh  # noqa: E402
+from ssvm_operator.controllers.guest.worker import GuestOps, GuestSettings  # noqa: E402
+from ssvm_operator.controllers.keys.rotation import Logins  # noqa: E402
+from ssvm_operator.controllers.keys.secrets import KeyStore  # noqa: E402
+from ssvm_operator.controllers.ssvm.start_gate import Reach, SSHStartGate  # noqa: E402
+from ssvm_operator.ssh.channel import SSHGuestChannel, Timeouts  # noqa: E402
+from tests.support.fake_guest import FakeGuestChannel  # noqa: E402
+from tests.support.memory_cluster import MemoryCluster  # noqa: E402
+from tests.support.memory_secrets import MemorySecretsApi  # noqa: E402
 
 NS, ZONE = "bench", "z1"
 PUSHES = ("setup-store", "firewall", "vm-setup")
@@ -73,7 +75,9 @@ async def bench(n: int, transport: str, steady_seconds: float, quiet: float) -> 
     mesh = Mesh(cluster.addresses, quiet=quiet, max_delay=30.0)
     mesh.observe()
     cluster.listeners.append(lambda ns, name: mesh.observe())
-    ops = GuestOps(cluster, keys, factory, mesh, GuestSettings(check_copy_server=False))
+    logins, reach = Logins(factory), Reach()
+    ops = GuestOps(cluster, keys, logins, mesh, reach, GuestSettings(check_copy_server=False))
+    gate = SSHStartGate(keys, logins, reach)
     if transport == "ssh":
         op = await keys.operator_key(cluster.zones[(NS, ZONE)])
         for i in range(n):
@@ -84,7 +88,7 @@ async def bench(n: int, transport: str, steady_seconds: float, quiet: float) -> 
     workers = [asyncio.create_task(ops.run_worker(NS, f"ssvm-{i}", lambda: stop)) for i in range(n)]
     try:
         started = time.monotonic()
-        gates = await asyncio.gather(*(cluster.bring_up(ops, NS, f"ssvm-{i}", instance=f"vmi-{i}") for i in range(n)))
+        gates = await asyncio.gather(*(cluster.bring_up(gate, NS, f"ssvm-{i}", instance=f"vmi-{i}") for i in range(n)))
         assert all(g.passed for g in gates), [g for g in gates if not g.passed][:3]
 
         def converged() -> bool:
@@ -109,7 +113,7 @@ async def bench(n: int, transport: str, steady_seconds: float, quiet: float) -> 
             body["spec"]["secondaryStorage"]["health"]["intervalSeconds"] = 1
         for w in ops.workers.values():
             w.next_check = 0.0
-            w.event.set()
+        ops.wake_all()
         await asyncio.sleep(steady_seconds)
         total = Counter()
         for ch in channels.values():
@@ -117,8 +121,7 @@ async def bench(n: int, transport: str, steady_seconds: float, quiet: float) -> 
         steady = total - burst
     finally:
         stop = True
-        for w in ops.workers.values():
-            w.event.set()
+        ops.wake_all()
         await asyncio.gather(*workers, return_exceptions=True)
         for g in guests:
             await asyncio.to_thread(g.stop)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 # ---------------------------------------------------------------------------------------------
-# Embedded dev cluster (issue 3): a running emulated API server, its kubeconfig, a kubectl runner.
+# Embedded dev cluster: a running emulated API server, its kubeconfig, a kubectl runner.
 # `devcluster` is shared by the session (tests isolate themselves with `devcluster_namespace`);
 # use `fresh_devcluster` for a cluster of the test's own.
 # ---------------------------------------------------------------------------------------------

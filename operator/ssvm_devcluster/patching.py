@@ -13,7 +13,6 @@ MERGE = "application/merge-patch+json"
 JSON = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
-APPLY_CBOR = "application/apply-patch+cbor"
 
 # Strategic-merge keys of built-in list fields, by field name (what kubectl's SMP relies on).
 _MERGE_KEYS = {

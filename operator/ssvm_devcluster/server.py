@@ -229,7 +229,3 @@ class DevCluster:
         with urllib.request.urlopen(f"{self.url}/_devcluster/requests?since={since}", timeout=10) as resp:
             return json.load(resp)["items"]
 
-    def clear_requests(self) -> None:
-        req = urllib.request.Request(f"{self.url}/_devcluster/requests", method="DELETE")
-        with urllib.request.urlopen(req, timeout=10):
-            pass

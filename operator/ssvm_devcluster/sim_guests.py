@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from ssvm_operator.constants import SSH_PORT
 from ssvm_devcluster.simulators import ApiClient, register
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ CONTROL_INTERFACE = "control"
 @dataclass
 class GuestSimConfig:
     state_root: str | None = None       # default: a temporary dir removed when the simulator stops
-    port: int = 3922
+    port: int = SSH_PORT
     copy_port: int | None = -1          # -1: 80 when root (as in a VM), else any free port; None: no copy server
     retry_delay: float = 2.0
 

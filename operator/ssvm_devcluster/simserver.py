@@ -21,6 +21,7 @@ from pathlib import Path
 
 import paramiko
 
+from ssvm_operator.constants import SSH_PORT
 from ssvm_operator.agent import cli as agent_cli
 from ssvm_operator.agent import copyserver
 from ssvm_operator.agent.paths import resolve_paths
@@ -182,7 +183,7 @@ class SimulatedGuest:
 
 
 def start_simulated_guest(address: str, host_key_private: str | bytes, authorized_key: str,
-                          state_dir: str | Path, port: int = 3922, username: str = "root",
+                          state_dir: str | Path, port: int = SSH_PORT, username: str = "root",
                           copy_port: int | None = None) -> SimulatedGuest:
     """Start a simulated guest listening on (address, port); seeds authorized_keys if it is new.
 
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ssvm_devcluster.simserver", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--address", required=True, help="loopback address, e.g. 127.0.10.5")
-    parser.add_argument("--port", type=int, default=3922)
+    parser.add_argument("--port", type=int, default=SSH_PORT)
     parser.add_argument("--host-key", required=True, help="file with the guest's private host key")
     parser.add_argument("--authorized-key", required=True, help="file with the operator's public key line")
     parser.add_argument("--state-dir", required=True)

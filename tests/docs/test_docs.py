@@ -50,16 +50,16 @@ def test_troubleshooting_explains_every_terminal_reason():
 def test_troubleshooting_lists_the_zone_readiness_reasons_and_events():
     import inspect
 
-    from ssvm_operator.core import events, readiness
+    from ssvm_operator.controllers.zone import readiness
+    from ssvm_operator.kube import events
 
     text = (DOCS / "troubleshooting.md").read_text()
     reasons = re.findall(r'CondSpec\(\w+, "False", "([A-Za-z]+)"', inspect.getsource(readiness))
     assert len(reasons) >= 5
     for reason in reasons:
         assert f"`{reason}`" in text, reason
-    for name, value in vars(events).items():
-        if name.isupper() and name.startswith(("SSVM_", "BACKEND_")) and isinstance(value, str):
-            assert f"`{value}`" in text, value
+    for value in events.REASONS:
+        assert f"`{value}`" in text, value
 
 
 def test_metrics_page_lists_every_metric():

@@ -17,20 +17,20 @@ from tests.waiting import wait_for  # noqa: F401  (the integration tests import 
 
 
 class OperatorThread:
-    def __init__(self, namespace: str, backend: Any, scan_interval: float = 5.0, **memo: Any) -> None:
+    def __init__(self, namespace: str, backend: Any, scan_interval: float = 5.0, **options: Any) -> None:
         self.namespace, self.backend, self.scan_interval = namespace, backend, scan_interval
-        self.memo = memo   # extra memo entries (e.g. guest_secrets_ttl)
+        self.options = options   # more OperatorOptions (e.g. secrets_ttl)
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()
         self.thread = threading.Thread(target=self._main, name=f"operator-{namespace}", daemon=True)
         self.error: BaseException | None = None
 
     def _main(self) -> None:
-        from ssvm_operator.handlers import build_registry
+        from ssvm_operator.controllers.registration import OperatorOptions, build_registry
         try:
+            options = OperatorOptions(config=OperatorConfig(scan_interval=self.scan_interval), backend=self.backend, **self.options)
             asyncio.run(kopf.operator(
-                registry=build_registry(), namespaces=[self.namespace], standalone=True,
-                memo=kopf.Memo(config=OperatorConfig(scan_interval=self.scan_interval), backend=self.backend, **self.memo),
+                registry=build_registry(options), namespaces=[self.namespace], standalone=True,
                 stop_flag=self.stop_flag, ready_flag=self.ready_flag))
         except BaseException as e:  # noqa: BLE001 - reported by stop()
             self.error = e

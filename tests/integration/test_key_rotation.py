@@ -59,7 +59,7 @@ def test_the_operator_key_rotates_across_running_guests_without_downtime(gapi, g
     _zone(gapi, "z1")
     gapi.store("s1", "z1")
     gapi.store("s2", "z1")
-    with OperatorThread(gapi.ns, None, scan_interval=3.0, guest_secrets_ttl=1.0):
+    with OperatorThread(gapi.ns, None, scan_interval=3.0, secrets_ttl=1.0):
         ssvms = wait_for("2 SSVMs Running, Ready and healthy", ready_ssvms(gapi, 2), timeout=90)
         old_private = _secret_text(gapi, SECRET, "ssh-privatekey")
         old_fp = _guest_keys(guests, gapi.ns, next(iter(ssvms)))[0]

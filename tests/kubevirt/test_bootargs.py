@@ -1,6 +1,8 @@
 """Boot arguments: CloudStack's set, NIC placement per zone type, redaction."""
 from __future__ import annotations
 
+from ssvm_operator.model.redaction import REDACTED
+
 from ssvm_operator.model.bootargs import build_boot_args, parse_boot_args, redact_boot_args
 from ssvm_operator.model.niclayout import plan_nics
 from tests.kubevirt.helpers import admitted_zone_spec, example
@@ -62,4 +64,4 @@ def test_redaction_hides_password_and_url_credentials():
     assert "vmpassword=hunter2-secret" in line
     redacted = redact_boot_args(line + " proxy=http://user:pw@proxy:3128 sslpassword=abc")
     assert "hunter2" not in redacted and "pw@" not in redacted and "abc" not in redacted
-    assert "vmpassword=******" in redacted and "type=secstorage" in redacted
+    assert f"vmpassword={REDACTED}" in redacted and "type=secstorage" in redacted

@@ -1,6 +1,8 @@
 """VirtualMachine and Secret builders: shared schemas, webhook rules, placement, resources, secrets."""
 from __future__ import annotations
 
+from ssvm_operator.model.redaction import REDACTED
+
 import base64
 import json
 
@@ -186,7 +188,7 @@ def test_user_data_with_pip_agent_and_redaction():
                              host_public_key=host.public_openssh, operator_public_key=operator.public_openssh,
                              agent=AgentPayload(pip_spec="ssvm-operator==0.1.0"))
     assert ["python3", "-m", "pip", "install", "--break-system-packages", "ssvm-operator==0.1.0"] in doc["runcmd"]
-    redacted = json.dumps(redact_user_data(doc, "type=secstorage vmpassword=******"))
+    redacted = json.dumps(redact_user_data(doc, f"type=secstorage vmpassword={REDACTED}"))
     assert "PRIVATE KEY" not in redacted and "vmpassword=pw" not in redacted
     with pytest.raises(ValueError):
         AgentPayload()

@@ -1,6 +1,8 @@
 """`ssvm-operator render`: offline plan of SSVMs, VirtualMachines and Secrets for manifests."""
 from __future__ import annotations
 
+from ssvm_operator.model.redaction import REDACTED
+
 import pytest
 import yaml
 
@@ -46,7 +48,7 @@ def test_render_output_holds_no_secret_material(capsys):
     secret_example = yaml.safe_load((EXAMPLES / "secrets.yaml").read_text())["stringData"]["password"]
     for needle in (secret_example, "PRIVATE KEY", "vmpassword=", "encoding: b64"):
         assert needle not in out
-    assert "ed25519_private: <redacted>" in out
+    assert f"ed25519_private: {REDACTED}" in out
 
 
 def test_render_refuses_a_bad_manifest_naming_the_field(capsys, tmp_path):
@@ -86,3 +88,27 @@ def test_stores_min_running_and_max_count(capsys, tmp_path, stores, min_running,
     assert roles.count("templateProcessor") == min(stores, max_count)
     if stores > max_count:
         assert "maxCount 2 reached" in out
+
+
+def test_render_builds_vms_with_the_operators_own_request_builder(capsys):
+    """render and the operator share one VM request builder: the rendered VM is what the backend would write."""
+    from ssvm_operator.backends.kubevirt.manifests import ANNOTATION_SPEC_HASH, build_virtual_machine
+    from ssvm_operator.commands.render import placeholder_uid
+    from ssvm_operator.controllers.ssvm.vm_request import build_vm_request
+    from ssvm_operator.model.spec_hash import material_hash
+
+    docs, _, _ = _render(capsys, str(EXAMPLES))
+    zones = {d["metadata"]["name"]: d for f in sorted(EXAMPLES.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
+             if d and d.get("kind") == "Zone"}
+    ssvms = {d["metadata"]["name"]: d for d in docs if d["kind"] == "SecondaryStorageVM"}
+    vms = [d for d in docs if d["kind"] == "VirtualMachine" and d["metadata"]["name"] in ssvms]
+    assert vms
+    for vm in vms:
+        ssvm = ssvms[vm["metadata"]["name"]]
+        zone = zones[ssvm["spec"]["zoneRef"]]
+        want = material_hash(zone["spec"], ssvm["spec"])
+        assert vm["metadata"]["annotations"][ANNOTATION_SPEC_HASH] == want
+        body = {**ssvm, "metadata": {**ssvm["metadata"], "uid": placeholder_uid("SecondaryStorageVM", ssvm["metadata"]["name"])}}
+        mine = build_virtual_machine(build_vm_request(body, zone, True))
+        assert mine["metadata"]["labels"] == vm["metadata"]["labels"]
+        assert mine["spec"]["template"]["spec"]["domain"] == vm["spec"]["template"]["spec"]["domain"]

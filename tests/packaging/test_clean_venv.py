@@ -80,7 +80,7 @@ def test_crds_command_prints_the_crds_from_the_clean_venv(image_venv):
 
 
 def test_dev_extras_are_not_installed(image_venv):
-    probe = "import importlib.util as u; print([m for m in ('kmock', 'pytest', 'celpy', 'lupa') if u.find_spec(m)])"
+    probe = "import importlib.util as u; print([m for m in ('kmock', 'pytest', 'celpy', 'lupa', 'ssvm_devcluster') if u.find_spec(m)])"
     proc = _run(image_venv, str(image_venv / "bin" / "python"), "-c", probe)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -11,6 +11,8 @@ from tests.support.fake_guest import FakeGuestChannel
 from ssvm_operator.controllers.guest.worker import GuestOps, GuestSettings
 from tests.support.memory_cluster import MemoryCluster
 from ssvm_operator.controllers.guest.mesh import Mesh
+from ssvm_operator.controllers.keys.rotation import Logins
+from ssvm_operator.controllers.ssvm.start_gate import Reach, SSHStartGate
 from ssvm_operator.controllers.keys.secrets import KeyStore
 from tests.support.memory_secrets import MemorySecretsApi
 
@@ -23,6 +25,7 @@ class World:
     fake: FakeGuestChannel
     secrets: MemorySecretsApi
     ops: GuestOps
+    gate: SSHStartGate
 
     def restart(self) -> World:
         """A new operator process: nothing in memory but what the cluster holds."""
@@ -43,10 +46,10 @@ def make_world(cluster: MemoryCluster | None = None, fake: FakeGuestChannel | No
     secrets = secrets or MemorySecretsApi()
     mesh = Mesh(cluster.addresses, quiet=settings.pop("quiet", 0.0), max_delay=settings.pop("max_delay", 0.0))
     mesh.observe()
-    ops = GuestOps(cluster, KeyStore(secrets), lambda key, timeouts: fake.for_key(key), mesh,
-                   GuestSettings(check_copy_server=False, **settings))
+    keys, logins, reach = KeyStore(secrets), Logins(lambda key, timeouts: fake.for_key(key)), Reach()
+    ops = GuestOps(cluster, keys, logins, mesh, reach, GuestSettings(check_copy_server=False, **settings))
     cluster.listeners.append(lambda ns, name: mesh.observe())
-    return World(cluster, fake, secrets, ops)
+    return World(cluster, fake, secrets, ops, SSHStartGate(keys, logins, reach))
 
 
 @pytest.fixture()

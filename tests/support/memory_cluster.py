@@ -63,15 +63,15 @@ class MemoryCluster:
         return ObservedVM(VMPhase.RUNNING, nics={t: NicInfo(ip=n["ip"]) for t, n in nics.items()},
                           instance_id=instance or f"vmi-{next(self._instances)}", backend_name=name)
 
-    async def bring_up(self, ops: Any, namespace: str, name: str, instance: str | None = None) -> Any:
-        """What the lifecycle does when the VM runs: pass the gate, then write Running."""
+    async def bring_up(self, gate: Any, namespace: str, name: str, instance: str | None = None) -> Any:
+        """What the SSVM controller does when the VM runs: pass the start gate, then write Running."""
         body = self.ssvms[(namespace, name)]
         zone = self.zones[(namespace, body["spec"]["zoneRef"])]
-        await ops.keys.host_key(body)   # what the VM request did when the VM was made
-        gate = await ops.check_gate(copy.deepcopy(body), zone, self.observed(namespace, name, instance))
-        if gate.passed:
+        await gate.keys.host_key(body)   # what the VM request did when the VM was made
+        result = await gate.check(ssvm=copy.deepcopy(body), zone=zone, observed=self.observed(namespace, name, instance))
+        if result.passed:
             self.set_state(namespace, name, "Running")
-        return gate
+        return result
 
     def addresses(self) -> list[Any]:
         return [address_of(b) for b in self.ssvms.values()]

@@ -1,4 +1,4 @@
-"""ImageStore: a secondary storage (NFS export, later object stores) of a zone (CloudStack's `image_store`)."""
+"""ImageStore: a secondary storage (an NFS export) of a zone (CloudStack's `image_store`)."""
 from __future__ import annotations
 
 import datetime
@@ -56,7 +56,8 @@ class ImageStoreStatus(ObjectStatus):
 
 class ImageStore(ApiModel):
     KIND: ClassVar[str] = "ImageStore"
-    CONDITIONS: ClassVar[tuple[str, ...]] = ("ZoneFound", "Mounted", "Ready")
+    # Every condition an ImageStore carries, and the one controller that writes it (docs/architecture.md).
+    CONDITIONS: ClassVar[dict[str, str]] = {"ZoneFound": "zone", "Mounted": "guest", "Ready": "guest"}
 
     spec: ImageStoreSpec
     status: ImageStoreStatus | None = None

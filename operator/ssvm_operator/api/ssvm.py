@@ -10,10 +10,8 @@ from ssvm_operator.api.base import ApiModel, ObjectStatus, immutable
 from ssvm_operator.api.zone import Offering, Template
 
 Role = Literal["templateProcessor", "commandExecutor"]
-# CloudStack's VM lifecycle as the seed's state comment draws it.
+# CloudStack's VM lifecycle as CloudStack's state comment draws it.
 State = Literal["Creating", "Starting", "Running", "Stopping", "Stopped", "Migrating", "Destroyed", "Error"]
-# States that count against a zone's capacity (the seed's scan counts these).
-CAPACITY_STATES: tuple[str, ...] = ("Running", "Migrating", "Starting", "Stopped", "Stopping")
 
 TOKEN_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.:]{0,62}$"
 
@@ -127,7 +125,16 @@ class SecondaryStorageVMStatus(ObjectStatus):
 
 class SecondaryStorageVM(ApiModel):
     KIND: ClassVar[str] = "SecondaryStorageVM"
-    CONDITIONS: ClassVar[tuple[str, ...]] = ("VMReady", "SSHReady", "StoresMounted", "FirewallProgrammed", "Healthy", "Ready")
+    # Every condition an SSVM carries, and the one controller that writes it (docs/architecture.md).
+    CONDITIONS: ClassVar[dict[str, str]] = {
+        "VMReady": "ssvm", "SSHReady": "ssvm", "UpToDate": "ssvm",
+        "StoresMounted": "guest", "FirewallProgrammed": "guest", "Healthy": "guest",
+        "Ready": "ssvm",
+    }
 
     spec: SecondaryStorageVMSpec
     status: SecondaryStorageVMStatus | None = None
+
+
+# The conditions the guest controller writes on an SSVM; the SSVM's Ready summarises them once it runs.
+GUEST_CONDITIONS = tuple(t for t, owner in SecondaryStorageVM.CONDITIONS.items() if owner == "guest")

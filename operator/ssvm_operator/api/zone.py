@@ -177,7 +177,11 @@ class ZoneStatus(ObjectStatus):
 
 class Zone(ApiModel):
     KIND: ClassVar[str] = "Zone"
-    CONDITIONS: ClassVar[tuple[str, ...]] = ("SecondaryStorageEnabled", "TemplateReady", "ImageStoreAvailable", "BackendReady", "Ready")
+    # Every condition a Zone carries, and the one controller that writes it (docs/architecture.md).
+    CONDITIONS: ClassVar[dict[str, str]] = {
+        "SecondaryStorageEnabled": "zone", "TemplateReady": "zone", "ImageStoreAvailable": "zone", "BackendReady": "zone",
+        "SSVMsUpToDate": "zone", "Ready": "zone",
+    }
 
     spec: ZoneSpec = Field(default_factory=ZoneSpec)
     status: ZoneStatus | None = None

@@ -64,9 +64,6 @@ class MemoryVM:
                 current = VMPhase(phase)
         return current
 
-    def next_change(self, now: float) -> float | None:
-        return next((at for _, at in self.steps if at > now), None)
-
 
 class MemoryBackend:
     name = "memory"

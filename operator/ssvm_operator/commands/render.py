@@ -13,6 +13,7 @@ SSVM's uid) differ from the ones a cluster gets.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import sys
 from dataclasses import dataclass, field
@@ -22,16 +23,16 @@ import yaml
 
 from ssvm_operator import constants as c
 from ssvm_operator.api.crd import all_crds
-from ssvm_operator.model.vm import BackendReadiness, VMRequest
+from ssvm_operator.model.vm import BackendReadiness
+from ssvm_operator.model.redaction import REDACTED
+from ssvm_operator.controllers.ssvm.vm_request import build_vm_request
 from ssvm_operator.controllers.zone.objects import zone_ssvm_object
-from ssvm_operator.model.bootargs import build_boot_args
 from ssvm_operator.controllers.zone.capacity import plan_zone_capacity
 from ssvm_operator.controllers.zone.readiness import evaluate_zone_readiness
 from ssvm_operator.model.views import SSVMView, StoreView, ZoneView
 
 PLACEHOLDER_HOST_KEY = "ssh-ed25519 <host-key-generated-by-the-operator>"
 PLACEHOLDER_OPERATOR_KEY = "ssh-ed25519 <operator-public-key>"
-PLACEHOLDER_PRIVATE = "<redacted>"
 OUR_API = c.API_VERSION
 
 
@@ -124,15 +125,14 @@ def vm_objects(zone: dict[str, Any], ssvm: dict[str, Any]) -> list[dict[str, Any
     from ssvm_operator.model.bootargs import redact_boot_args
 
     meta, spec = ssvm["metadata"], ssvm["spec"]
-    zone_name = zone["metadata"]["name"]
-    boot_args = build_boot_args(name=meta["name"], zone_name=zone_name, role=spec["role"], zone_spec=zone["spec"])
-    request = VMRequest(
-        namespace=meta["namespace"], name=meta["name"], uid=placeholder_uid(c.SSVM_KIND, meta["name"]), zone_name=zone_name,
-        role=spec["role"], running=spec.get("desiredState", "Running") == "Running", zone_spec=zone["spec"], ssvm_spec=spec,
-        labels={}, boot_args=boot_args, host_public_key=PLACEHOLDER_HOST_KEY, host_private_key=PLACEHOLDER_PRIVATE,
-        operator_public_key=PLACEHOLDER_OPERATOR_KEY)
+    body = {**ssvm, "metadata": {**meta, "uid": placeholder_uid(c.SSVM_KIND, meta["name"])}}
+    # the operator's own builder (labels, spec hash, boot arguments), keys as placeholders
+    request = dataclasses.replace(build_vm_request(body, zone, spec.get("desiredState", "Running") == "Running"),
+                                  host_public_key=PLACEHOLDER_HOST_KEY, host_private_key=REDACTED,
+                                  operator_public_key=PLACEHOLDER_OPERATOR_KEY)
+    boot_args = request.boot_args
     agent = AgentPayload.bundled()
-    doc = user_data_document(boot_args=boot_args, host_private_key=PLACEHOLDER_PRIVATE, host_public_key=PLACEHOLDER_HOST_KEY,
+    doc = user_data_document(boot_args=boot_args, host_private_key=REDACTED, host_public_key=PLACEHOLDER_HOST_KEY,
                              operator_public_key=PLACEHOLDER_OPERATOR_KEY, agent=agent, hostname=meta["name"][:63])
     user_data = render_cloud_config(redact_user_data(doc, redact_boot_args(boot_args)))
     vm = build_virtual_machine(request)

@@ -51,10 +51,13 @@ def peering_priority(value: str, pod_name: str | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     import kopf
 
-    from ssvm_operator.handlers import build_registry
+    from ssvm_operator.controllers.registration import OperatorOptions, build_registry
+    from ssvm_operator.model.redaction import RedactingFilter
     from ssvm_operator.settings import OperatorConfig
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:   # no private key block or Basic credentials ever reaches the log
+        handler.addFilter(RedactingFilter())
     config = OperatorConfig(scan_interval=args.scan_interval, backend_override=args.backend_override)
     if args.metrics_port:
         from prometheus_client import start_http_server
@@ -63,13 +66,12 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("ssvm_operator").info("metrics on %s:%d", args.metrics_address, args.metrics_port)
     liveness = None if args.liveness in ("", "none") else args.liveness
     asyncio.run(kopf.operator(
-        registry=build_registry(),
+        registry=build_registry(OperatorOptions(config=config)),
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=liveness,
         standalone=args.peering is None,
         peering_name=args.peering,
         priority=peering_priority(args.priority),
-        memo=kopf.Memo(config=config),
     ))
     return 0

@@ -1,4 +1,5 @@
-"""Handler ids: kopf keys its progress on them, so they must stay stable across releases."""
+"""Handler ids: kopf keys its progress on them, so they must stay stable across releases. Index ids are
+also the names under which handlers receive the indexes."""
 
 STARTUP_SETTINGS = "ssvm-startup-settings"
 LOGIN = "ssvm-login"
@@ -8,15 +9,23 @@ INIT_STATUS = {
     "SecondaryStorageVM": "ssvm-init-status",
 }
 
-# Reconciler (issue 4). Index ids are also the kwarg names handlers receive the indices under.
-STARTUP_RUNTIME = "ssvm-startup-runtime"
+# zone controller
 ZONES_INDEX = "zones_by_name"
 STORES_INDEX = "stores_by_zone"
-SSVMS_INDEX = "ssvms_by_zone"
 ZONE_EVENT = "zone-wake"
+STORE_EVENT = "imagestore-wake"
 ZONE_RECONCILE = "zone-reconcile"
 ZONE_FINALIZER = "zone-destroy-ssvms"
-STORE_EVENT = "imagestore-wake"
+
+# ssvm controller
+SSVMS_INDEX = "ssvms_by_zone"
 SSVM_EVENT = "ssvm-wake"
 SSVM_LIFECYCLE = "ssvm-lifecycle"
 SSVM_FINALIZER = "ssvm-destroy-vm"
+
+# guest controller
+MESH_INDEX = "ssvm_mesh"
+GUEST_SSVM_EVENT = "ssvm-guest-wake"
+GUEST_ZONE_EVENT = "zone-guest-wake"
+GUEST_STORE_EVENT = "imagestore-guest-wake"
+GUEST_WORKER = "ssvm-guest-ops"

@@ -41,7 +41,7 @@ def _on_object(types: tuple[str, ...], owns_generation: bool, status: kopf.Statu
 
 def register(registry: kopf.OperatorRegistry) -> None:
     for info in KINDS:
-        handler = functools.partial(_on_object, info.model.CONDITIONS, info.kind not in GENERATION_OWNED)
+        handler = functools.partial(_on_object, tuple(info.model.CONDITIONS), info.kind not in GENERATION_OWNED)
         handler_id = ids.INIT_STATUS[info.kind]
         for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
             decorator(c.GROUP, c.VERSION, info.plural, id=handler_id, registry=registry)(handler)

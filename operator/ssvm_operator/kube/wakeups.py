@@ -7,6 +7,13 @@ import time
 from collections.abc import Callable, Hashable
 
 Stopped = Callable[[], bool]
+MAX_BACKOFF = 60.0   # seconds: the longest a failing loop waits before it tries again
+
+
+def backoff_delay(attempt: int, hint: float | None, ceiling: float = MAX_BACKOFF) -> float:
+    """Exponential backoff from `hint` (a backend's Retry-After) or 1 s, capped at `ceiling`."""
+    base = hint if hint is not None else 1.0
+    return min(ceiling, base * (2 ** min(attempt, 8)))
 
 
 class Wakeups:

@@ -10,13 +10,10 @@ import re
 from typing import Any, Mapping, Sequence
 
 from ssvm_operator.api.zone import ZoneSpec
+from ssvm_operator.model.redaction import REDACTED, is_secret_key
 from ssvm_operator.model.niclayout import CONTROL, MANAGEMENT, PUBLIC, GUEST, STORAGE, PlannedNic, as_zone_spec, plan_nics
 
 NO_ADDRESS = "0.0.0.0"  # CloudStack's value for a NIC whose address is not known (assigned by DHCP/IPAM)
-REDACTED = "******"
-# Keys whose values are secrets; any key naming a password, secret, token or private key is one too.
-SECRET_KEYS = frozenset({"vmpassword"})
-_SECRET_KEY_RULE = re.compile(r"(password|passwd|secret|token|privatekey|private_key)", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
 
@@ -86,10 +83,6 @@ def parse_boot_args(boot_args: str) -> dict[str, str]:
         if sep:
             out[key] = value
     return out
-
-
-def is_secret_key(key: str) -> bool:
-    return key in SECRET_KEYS or bool(_SECRET_KEY_RULE.search(key))
 
 
 def redact_boot_args(boot_args: str) -> str:

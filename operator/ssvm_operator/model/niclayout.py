@@ -46,7 +46,7 @@ def as_zone_spec(zone_spec: ZoneSpec | Mapping[str, Any]) -> ZoneSpec:
 
 
 def default_traffic(spec: ZoneSpec) -> str:
-    """Traffic type of the default NIC: Guest for Basic and security-group zones, else Public (the seed's rule)."""
+    """Traffic type of the default NIC: Guest for Basic and security-group zones, else Public (CloudStack's rule)."""
     return GUEST if spec.network_type == "Basic" or spec.security_groups_enabled else PUBLIC
 
 

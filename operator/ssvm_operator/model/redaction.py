@@ -5,7 +5,7 @@ import logging
 import re
 from typing import Any, Iterable
 
-REDACTED = "***"
+REDACTED = "<redacted>"   # the one placeholder for a removed secret: payloads, text, boot arguments, manifests
 # Key names (case and _/- ignored) whose values are secrets wherever they appear in a payload.
 _SECRET_KEY = re.compile(r"(password|passwd|passphrase|secret|token|privatekey|apikey)", re.I)
 # References to secrets and their versions name a secret without holding it.
@@ -16,6 +16,7 @@ _MIN_SECRET_LEN = 4  # shorter values would blank out ordinary words; such secre
 
 
 def is_secret_key(key: Any) -> bool:
+    """A key naming a secret (password, token, private key...) but not a reference to one (`...Ref`, `...Name`)."""
     if not isinstance(key, str):
         return False
     plain = key.replace("_", "").replace("-", "")
@@ -41,7 +42,7 @@ def collect_secrets(obj: Any) -> list[str]:
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Private key blocks, Basic auth headers and every known secret value replaced by ***."""
+    """Private key blocks, Basic auth headers and every known secret value replaced by REDACTED."""
     if not isinstance(text, str):
         return text
     text = _PEM_PRIVATE.sub(REDACTED, text)
@@ -52,7 +53,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def redact(obj: Any, secrets: Iterable[str] = ()) -> Any:
-    """A copy of `obj` with secret-keyed values and known secret strings replaced by ***."""
+    """A copy of `obj` with secret-keyed values and known secret strings replaced by REDACTED."""
     secrets = list(secrets)
     if isinstance(obj, dict):
         return {k: (REDACTED if is_secret_key(k) and v not in (None, "") else redact(v, secrets)) for k, v in obj.items()}

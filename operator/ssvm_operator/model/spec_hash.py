@@ -1,11 +1,19 @@
 """The spec hash of an SSVM's VM: digests of the template and offering it is built from, stamped on the
-VM by its backend and compared by the zone's rolling update to tell what changed."""
+VM by its backend; comparing it with the wanted one says whether the VM is up to date, and if not, why."""
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ssvm_operator.model.views import CondSpec
+from ssvm_operator.model.vm import ObservedVM, VMPhase
+
+UP_TO_DATE = "UpToDate"   # the SSVM's condition
+TEMPLATE_CHANGED = "TemplateChanged"
+OFFERING_CHANGED = "OfferingChanged"
+RESTART_REQUIRED = "RestartRequired"
 
 _NOT_MATERIAL = ("ha",)   # the offering's HA flag is a restart policy, not part of the VM
 
@@ -40,3 +48,29 @@ def material_parts(zone_spec: Mapping[str, Any], ssvm_spec: Mapping[str, Any] | 
 def material_hash(zone_spec: Mapping[str, Any], ssvm_spec: Mapping[str, Any] | None) -> str:
     """`<template digest>.<offering digest>`: stamped on the VM, compared part by part to say what changed."""
     return ".".join(material_parts(zone_spec, ssvm_spec))
+
+
+def outdated_reason(desired: str, observed: ObservedVM) -> str | None:
+    """Why the VM does not run what the SSVM asks for (None: it does, or it cannot be told)."""
+    if not desired or observed.phase == VMPhase.ABSENT or observed.spec_hash is None:
+        return None
+    if observed.spec_hash != desired:
+        have, want = observed.spec_hash.split(".", 1) + [""], desired.split(".", 1)
+        return TEMPLATE_CHANGED if have[0] != want[0] else OFFERING_CHANGED
+    return RESTART_REQUIRED if observed.restart_required else None
+
+
+def up_to_date_condition(desired: str, observed: ObservedVM) -> CondSpec:
+    if observed.phase == VMPhase.ABSENT:
+        return CondSpec(UP_TO_DATE, "Unknown", "VMNotCreated", "No VM exists yet.")
+    if desired and observed.spec_hash is None:
+        return CondSpec(UP_TO_DATE, "Unknown", "SpecHashUnknown",
+                        "The VM carries no template/offering hash (made by an older operator); a recreateRequest gives it one.")
+    reason = outdated_reason(desired, observed)
+    if reason == TEMPLATE_CHANGED:
+        return CondSpec(UP_TO_DATE, "False", reason, "The template changed: the VM is replaced in the zone's rolling update.")
+    if reason == OFFERING_CHANGED:
+        return CondSpec(UP_TO_DATE, "False", reason, "The offering changed: the VM is replaced in the zone's rolling update.")
+    if reason == RESTART_REQUIRED:
+        return CondSpec(UP_TO_DATE, "False", reason, "The VM's spec changed under its running instance: it is restarted in turn.")
+    return CondSpec(UP_TO_DATE, "True", UP_TO_DATE, "The VM runs the current template and offering.")

@@ -6,13 +6,13 @@ from typing import Any, Mapping
 
 from ssvm_operator import constants as c
 
-# Annotation the zone puts on an SSVM it restarts from the stopped pool (the seed's
+# Annotation the zone puts on an SSVM it restarts from the stopped pool (CloudStack's
 # `secStorageVmFromStoppedPool`): if that start fails, the SSVM is destroyed and replaced.
 POOL_RESTART_ANNOTATION = f"{c.GROUP}/restarted-from-pool"
 # Annotation the zone puts on the SSVM it is replacing in a rolling update (value: the request token).
 UPGRADING_ANNOTATION = f"{c.GROUP}/upgrading"
 
-# The seed's scan counts these states; `Creating` (and no state yet) are in flight here because
+# CloudStack's scan counts these states; `Creating` (and no state yet) are in flight here because
 # creation is asynchronous, and `Error` keeps its slot while its own handler retries with backoff.
 COUNTED_STATES = ("Running", "Migrating", "Starting", "Stopped", "Stopping")
 IN_FLIGHT_STATES = (None, "Creating", "Error")

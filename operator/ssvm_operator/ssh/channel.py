@@ -18,13 +18,15 @@ from typing import Any, Mapping, Protocol
 
 import paramiko
 
+from ssvm_operator.constants import SSH_PORT
+
 from ssvm_operator.ssh import errors
 from ssvm_operator.ssh.keys import fingerprint, load_private_key, load_public_key
 from ssvm_operator.model.redaction import collect_secrets, redact, redact_text
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 3922
+DEFAULT_PORT = SSH_PORT
 _ACTION = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 _MAX_OUTPUT = 4 << 20  # an agent answer is a few KiB; stop reading a runaway guest well before memory hurts
 
@@ -134,14 +136,6 @@ class SSHGuestChannel:
         finally:
             for client in clients:
                 client.close()  # also unblocks a worker thread still waiting after the backstop fired
-
-    def run_action_sync(self, target: GuestTarget, action: str, payload: Mapping[str, Any]) -> ActionResult:
-        clients: list[paramiko.SSHClient] = []
-        try:
-            return self._run_blocking(target, action, payload, clients)
-        finally:
-            for client in clients:
-                client.close()
 
     def _connect(self, target: GuestTarget, clients: list) -> paramiko.SSHClient:
         pinned = load_public_key(target.host_key)

@@ -26,7 +26,7 @@ async def _burst(world, n, stagger=0.0):
     stop = False
     tasks = [asyncio.create_task(world.ops.run_worker(NS, f"z1-ssvm-{i}", lambda: stop)) for i in range(n)]
     for i in range(n):
-        await world.cluster.bring_up(world.ops, NS, f"z1-ssvm-{i}", instance=f"vmi-{i}")
+        await world.cluster.bring_up(world.gate, NS, f"z1-ssvm-{i}", instance=f"vmi-{i}")
         await asyncio.sleep(stagger)
 
     def settled():
@@ -38,8 +38,7 @@ async def _burst(world, n, stagger=0.0):
             break
         await asyncio.sleep(0.02)
     stop = True
-    for w in world.ops.workers.values():
-        w.event.set()
+    world.ops.wake_all()
     await asyncio.gather(*tasks)
     return settled()
 
@@ -77,7 +76,7 @@ def test_a_joining_ssvm_adds_one_push_per_peer_and_a_leaving_one_too():
     world.cluster.add_zone(NS, "z1")
     for i in range(3):
         world.cluster.add_ssvm(NS, f"z1-ssvm-{i}", "z1", _ips(i))
-        run(world.cluster.bring_up(world.ops, NS, f"z1-ssvm-{i}"))
+        run(world.cluster.bring_up(world.gate, NS, f"z1-ssvm-{i}"))
     run(world.step_all())
     base = world.fake.pushes("firewall")
     run(world.step_all())
@@ -101,7 +100,7 @@ def test_unhealthy_for_threshold_checks_recreates_with_events():
     world.cluster.add_zone(NS, "z1", health={"intervalSeconds": 5, "failureThreshold": 3})
     world.cluster.add_store(NS, "s1", "z1")
     world.cluster.add_ssvm(NS, "z1-ssvm-1", "z1", _ips(1))
-    run(world.cluster.bring_up(world.ops, NS, "z1-ssvm-1"))
+    run(world.cluster.bring_up(world.gate, NS, "z1-ssvm-1"))
     run(world.ops.step(NS, "z1-ssvm-1"))
     assert world.ssvm("z1-ssvm-1")["status"]["health"]["healthy"] is True
     sim = world.fake.state_dir(f"{NS}/z1-ssvm-1") / "var/lib/ssvm-agent/simulated"
@@ -131,7 +130,7 @@ def test_a_healthy_check_resets_the_count():
     world = make_world()
     world.cluster.add_zone(NS, "z1")
     world.cluster.add_ssvm(NS, "z1-ssvm-1", "z1", _ips(1))
-    run(world.cluster.bring_up(world.ops, NS, "z1-ssvm-1"))
+    run(world.cluster.bring_up(world.gate, NS, "z1-ssvm-1"))
     run(world.ops.step(NS, "z1-ssvm-1"))
     world.ssvm("z1-ssvm-1")["status"]["health"]["consecutiveFailures"] = 2
     world.ops.workers[(NS, "z1-ssvm-1")].next_check = 0.0
@@ -144,7 +143,7 @@ def test_secrets_never_reach_status_events_or_logs(caplog):
     world.cluster.add_zone(NS, "z1", health={"intervalSeconds": 5, "failureThreshold": 1})
     world.cluster.add_store(NS, "s1", "z1")
     world.cluster.add_ssvm(NS, "z1-ssvm-1", "z1", _ips(1))
-    run(world.cluster.bring_up(world.ops, NS, "z1-ssvm-1"))
+    run(world.cluster.bring_up(world.gate, NS, "z1-ssvm-1"))
     run(world.ops.step(NS, "z1-ssvm-1"))
     sim = world.fake.state_dir(f"{NS}/z1-ssvm-1") / "var/lib/ssvm-agent/simulated"
     for f in sim.glob("mount*.json"):
@@ -190,12 +189,12 @@ def test_a_failed_check_right_after_configuring_is_repeated_soon_not_an_interval
     now = [1000.0]
     world = make_world()
     # The same world, but checking the copy server, which the fake guest does not run: the first check fails.
-    world.ops = GuestOps(world.ops.cluster, world.ops.keys, world.ops.channel_factory, world.ops.mesh,
+    world.ops = GuestOps(world.ops.cluster, world.ops.keys, world.ops.logins, world.ops.mesh, world.ops.reach,
                          GuestSettings(check_copy_server=True), clock=lambda: now[0])
     world.cluster.add_zone(NS, "z1", health={"intervalSeconds": 600, "failureThreshold": 3})
     world.cluster.add_store(NS, "s1", "z1")
     world.cluster.add_ssvm(NS, "z1-ssvm-1", "z1", _ips(1))
-    run(world.cluster.bring_up(world.ops, NS, "z1-ssvm-1"))
+    run(world.cluster.bring_up(world.gate, NS, "z1-ssvm-1"))
     run(world.ops.step(NS, "z1-ssvm-1"))
     assert world.ssvm("z1-ssvm-1")["status"]["health"]["healthy"] is False
     assert world.ops.workers[(NS, "z1-ssvm-1")].next_check == now[0] + SETTLE_RECHECK_SECONDS

@@ -23,7 +23,7 @@ def test_actions_run_in_order_after_the_gate_and_are_recorded(world):
     _setup(world)
 
     async def go():
-        gate = await world.cluster.bring_up(world.ops, NS, "z1-ssvm-1")
+        gate = await world.cluster.bring_up(world.gate, NS, "z1-ssvm-1")
         assert gate.passed and gate.condition == "SSHReady", gate
         await world.ops.step(NS, "z1-ssvm-1")
     run(go())
@@ -56,7 +56,7 @@ def test_a_failing_store_does_not_stop_the_others_or_the_rest(world):
     (faults / "faults.json").write_text(json.dumps({"mount": {"nfs.example:/export/s2": "mount.nfs: Connection refused"}}))
 
     async def go():
-        await world.cluster.bring_up(world.ops, NS, "z1-ssvm-1")
+        await world.cluster.bring_up(world.gate, NS, "z1-ssvm-1")
         await world.ops.step(NS, "z1-ssvm-1")
     run(go())
     assert [c.action for c in world.fake.calls][:6] == ["info", "setup-store", "setup-store", "setup-store", "firewall", "vm-setup"]
@@ -88,7 +88,7 @@ def test_pushes_only_on_change_and_a_restart_repushes_nothing(world):
     _setup(world)
 
     async def go(w):
-        await w.cluster.bring_up(w.ops, NS, "z1-ssvm-1", instance="vmi-a")
+        await w.cluster.bring_up(w.gate, NS, "z1-ssvm-1", instance="vmi-a")
         await w.ops.step(NS, "z1-ssvm-1")
     run(go(world))
     pushes = lambda: sum(world.fake.pushes(a) for a in ("setup-store", "firewall", "vm-setup"))
@@ -99,7 +99,7 @@ def test_pushes_only_on_change_and_a_restart_repushes_nothing(world):
     assert pushes() == first
 
     restarted = world.restart()
-    run(restarted.cluster.bring_up(restarted.ops, NS, "z1-ssvm-1", instance="vmi-a"))   # the same VM instance
+    run(restarted.cluster.bring_up(restarted.gate, NS, "z1-ssvm-1", instance="vmi-a"))   # the same VM instance
     run(restarted.ops.step(NS, "z1-ssvm-1"))
     assert pushes() == first, [c.action for c in world.fake.calls]
 
@@ -112,14 +112,14 @@ def test_pushes_only_on_change_and_a_restart_repushes_nothing(world):
     run(restarted.ops.step(NS, "z1-ssvm-1"))
     assert (world.fake.pushes("setup-store"), world.fake.pushes("firewall"), world.fake.pushes("vm-setup")) == (5, 1, 2)
     # A new VM instance (reboot/recreate): everything again.
-    run(restarted.cluster.bring_up(restarted.ops, NS, "z1-ssvm-1", instance="vmi-b"))
+    run(restarted.cluster.bring_up(restarted.gate, NS, "z1-ssvm-1", instance="vmi-b"))
     run(restarted.ops.step(NS, "z1-ssvm-1"))
     assert (world.fake.pushes("setup-store"), world.fake.pushes("firewall"), world.fake.pushes("vm-setup")) == (8, 2, 3)
 
 
 def test_unreachable_guest_stops_the_sequence_and_reports_the_transport_reason(world):
     _setup(world, stores=("s1",))
-    run(world.cluster.bring_up(world.ops, NS, "z1-ssvm-1"))
+    run(world.cluster.bring_up(world.gate, NS, "z1-ssvm-1"))
     world.fake.fail_next("cloud/z1-ssvm-1", errors.ConnectionRefused("127.60.0.2:3922: connection refused"))
     run(world.ops.step(NS, "z1-ssvm-1"))
     st = world.ssvm("z1-ssvm-1")["status"]
@@ -131,12 +131,12 @@ def test_unreachable_guest_stops_the_sequence_and_reports_the_transport_reason(w
 def test_gate_reports_ssh_failures_as_sshready_reasons(world):
     _setup(world, stores=())
     world.fake.fail_next("cloud/z1-ssvm-1", errors.HostKeyMismatch("presented SHA256:x, pinned is SHA256:y"))
-    gate = run(world.cluster.bring_up(world.ops, NS, "z1-ssvm-1"))
+    gate = run(world.cluster.bring_up(world.gate, NS, "z1-ssvm-1"))
     assert (gate.passed, gate.reason, gate.condition) == (False, "HostKeyMismatch", "SSHReady")
     assert world.ssvm("z1-ssvm-1")["status"]["state"] == "Starting"
     world.fake.fail_next("cloud/z1-ssvm-1", errors.Timeout("no answer"))
-    assert run(world.cluster.bring_up(world.ops, NS, "z1-ssvm-1")).reason == "Timeout"
-    assert run(world.cluster.bring_up(world.ops, NS, "z1-ssvm-1")).passed
+    assert run(world.cluster.bring_up(world.gate, NS, "z1-ssvm-1")).reason == "Timeout"
+    assert run(world.cluster.bring_up(world.gate, NS, "z1-ssvm-1")).passed
     run(world.ops.step(NS, "z1-ssvm-1"))
     cond = next(c for c in world.ssvm("z1-ssvm-1")["status"]["conditions"] if c["type"] == "StoresMounted")
     assert (cond["status"], cond["reason"]) == ("True", "NoNFSStores")
@@ -144,7 +144,7 @@ def test_gate_reports_ssh_failures_as_sshready_reasons(world):
 
 def test_not_running_resets_guest_conditions(world):
     _setup(world, stores=("s1",))
-    run(world.cluster.bring_up(world.ops, NS, "z1-ssvm-1"))
+    run(world.cluster.bring_up(world.gate, NS, "z1-ssvm-1"))
     run(world.ops.step(NS, "z1-ssvm-1"))
     world.cluster.set_state(NS, "z1-ssvm-1", "Stopped")
     run(world.ops.step(NS, "z1-ssvm-1"))

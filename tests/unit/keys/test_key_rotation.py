@@ -15,6 +15,7 @@ from ssvm_operator.controllers.keys.secrets import (
     secret_value,
 )
 
+from ssvm_operator.controllers.ssvm.vm_request import VMRequestBuilder
 from tests.support.guest_world import NS, run
 
 SSVMS = ("z1-ssvm-1", "z1-ssvm-2")
@@ -27,7 +28,7 @@ def _up(world):
 
     async def go():
         for i, name in enumerate(SSVMS):
-            assert (await world.cluster.bring_up(world.ops, NS, name, instance=f"vmi-{i}")).passed
+            assert (await world.cluster.bring_up(world.gate, NS, name, instance=f"vmi-{i}")).passed
         await world.step_all()
     run(go())
     return _secret(world)
@@ -60,9 +61,9 @@ def _gates_pass(world) -> bool:
         results = []
         for i, name in enumerate(SSVMS):
             body = world.ssvm(name)
-            world.ops.reached.pop((NS, name), None)   # a fresh login, not the cached pass
-            results.append(await world.ops.check_gate(body, world.cluster.zones[(NS, "z1")],
-                                                      world.cluster.observed(NS, name, f"vmi-{i}")))
+            world.ops.reach.pop((NS, name), None)   # a fresh login, not the cached pass
+            results.append(await world.gate.check(ssvm=body, zone=world.cluster.zones[(NS, "z1")],
+                                                  observed=world.cluster.observed(NS, name, f"vmi-{i}")))
         return all(g.passed for g in results)
     return run(go())
 
@@ -143,8 +144,7 @@ def test_new_vms_mid_rotation_get_both_keys(world):
     new = generate_keypair("next")
     _add_next(world, new.private_openssh)
     body = world.ssvm("z1-ssvm-1")
-    base = VMRequest(NS, "z1-ssvm-1", body["metadata"]["uid"], "z1", "templateProcessor", True, {}, {})
-    req = run(world.ops.vm_request(base, body, world.cluster.zones[(NS, "z1")]))
+    req = run(VMRequestBuilder(world.ops.keys).build(body, world.cluster.zones[(NS, "z1")], True))
     lines = req.operator_public_key.splitlines()
     assert len(lines) == 2 and lines[1].split()[:2] == new.public_openssh.split()[:2]
 

@@ -35,7 +35,7 @@ def test_other_conditions_and_order_kept():
 def test_initial_conditions_fill_missing_as_unknown_and_keep_existing():
     existing = set_condition([], "VMReady", "True", "Running", now=T0)
     out = initial_conditions(existing, SecondaryStorageVM.CONDITIONS, 3, now=T1)
-    assert [c["type"] for c in out] == ["VMReady", "SSHReady", "StoresMounted", "FirewallProgrammed", "Healthy", "Ready"]
+    assert [c["type"] for c in out] == ["VMReady", "SSHReady", "UpToDate", "StoresMounted", "FirewallProgrammed", "Healthy", "Ready"]
     assert find_condition(out, "VMReady")["status"] == "True"
     for cond in out[1:]:
         assert (cond["status"], cond["reason"], cond["observedGeneration"]) == ("Unknown", "Initializing", 3)

@@ -1,6 +1,8 @@
 """The real SSH channel against the simulated guest server, all on loopback addresses."""
 from __future__ import annotations
 
+from ssvm_operator.model.redaction import REDACTED
+
 import asyncio
 import json
 import logging
@@ -173,7 +175,7 @@ async def test_fake_channel_runs_the_agent_and_scripts_failures():
     target = GuestTarget("ssvm-f", "127.0.0.1", "ssh-ed25519 AAAA")
     result = await fake.run_action(target, "vm-setup", {"copyPassword": PASSWORD})
     assert result.ok and result.simulated and fake.pushes("vm-setup") == 1
-    assert fake.calls[0].payload == {"copyPassword": "***"}
+    assert fake.calls[0].payload == {"copyPassword": REDACTED}
     fake.fail_next("ssvm-f", errors.HostKeyMismatch("scripted", "ssvm-f"))
     with pytest.raises(errors.HostKeyMismatch):
         await fake.run_action(target, "info", {})

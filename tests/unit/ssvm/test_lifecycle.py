@@ -68,7 +68,7 @@ def test_acknowledged_reboot_is_not_repeated():
     assert not plan.actions and plan.ack_reboot is None
 
 
-def test_reboot_of_stopped_ssvm_starts_it_as_the_seed_does():
+def test_reboot_of_stopped_ssvm_starts_it_as_cloudstack_does():
     plan = plan_ssvm_lifecycle(req(reboot_request="r2", desired_state="Stopped"), obs(P.STOPPED), zone_found=True, zone_enabled=True)
     assert kinds(plan) == [("start", None)]
     assert plan.set_desired_state == "Running" and plan.ack_reboot == "r2"

@@ -1,4 +1,4 @@
-"""Zone situations -> capacity plans: every rule of the seed and of the premium manager."""
+"""Zone situations -> capacity plans: every rule of CloudStack's manager and of the premium manager."""
 from __future__ import annotations
 
 import pytest
@@ -34,18 +34,18 @@ SEED_RULE_CASES = [
     ("read-only stores do not count", stores(1, read_only=3), [], [("z1-ssvm-1", TP)]),
     ("balanced: nothing", stores(2), [vm(1), vm(2)], []),
     ("a third store adds a third in the lowest free slot", stores(3), [vm(1), vm(3)], [("z1-ssvm-2", TP)]),
-    ("stopped ones count (the seed's states)", stores(2), [vm(1), vm(2, "Stopped", desired_state="Stopped")], []),
+    ("stopped ones count (CloudStack's states)", stores(2), [vm(1), vm(2, "Stopped", desired_state="Stopped")], []),
     ("stopping, starting, migrating count", stores(3), [vm(1, "Stopping"), vm(2, "Starting"), vm(3, "Migrating")], []),
     ("in-flight creations are not repeated", stores(2), [vm(1, None), vm(2, "Creating")], []),
     ("an Error SSVM keeps its slot", stores(1), [vm(1, "Error")], []),
-    ("commandExecutors do not count for the seed rule", stores(2), [vm(1), vm(2, role=CE)], [("z1-ssvm-3", TP)]),
+    ("commandExecutors do not count for CloudStack's rule", stores(2), [vm(1), vm(2, role=CE)], [("z1-ssvm-3", TP)]),
     ("deleting ones do not count but keep their names", stores(1), [vm(1, deleting=True)], [("z1-ssvm-2", TP)]),
-    ("more SSVMs than stores: no shrink by the seed rule", stores(1), [vm(1), vm(2)], []),
+    ("more SSVMs than stores: no shrink by CloudStack's rule", stores(1), [vm(1), vm(2)], []),
 ]
 
 
 @pytest.mark.parametrize("title,store_list,ssvms,expected", SEED_RULE_CASES, ids=[c[0] for c in SEED_RULE_CASES])
-def test_seed_rule(title, store_list, ssvms, expected):
+def test_cloudstack_rule(title, store_list, ssvms, expected):
     plan = plan_zone_capacity(zone(), store_list, ssvms, ready=True)
     assert [(c.name, c.role) for c in plan.creates] == expected
     assert not plan.starts and not plan.destroys
@@ -126,7 +126,7 @@ def test_starting_ssvms_count_for_free_slots_so_load_does_not_repeat():
     assert plan_zone_capacity(zone(), stores(1), ssvms, ready=True).empty
 
 
-def test_max_count_caps_creation_seed_rule_first():
+def test_max_count_caps_creation_cloudstack_rule_first():
     plan = plan_zone_capacity(zone(max_count=3, min_running=5), stores(4), [vm(1)], ready=True)
     assert names(plan.creates) == [("z1-ssvm-2", TP), ("z1-ssvm-3", TP)]
     assert "maxCount 3" in plan.notes[0]

@@ -2,14 +2,8 @@
 from __future__ import annotations
 
 from ssvm_operator.model.vm import ObservedVM, VMPhase
-from ssvm_operator.controllers.zone.rollout import (
-    OFFERING_CHANGED,
-    RESTART_REQUIRED,
-    TEMPLATE_CHANGED,
-    plan_rollout,
-    up_to_date_condition,
-)
-from ssvm_operator.model.spec_hash import material_hash
+from ssvm_operator.controllers.zone.rollout import plan_rollout
+from ssvm_operator.model.spec_hash import OFFERING_CHANGED, RESTART_REQUIRED, TEMPLATE_CHANGED, material_hash, up_to_date_condition
 from ssvm_operator.model.views import SSVMView, ZoneView
 
 ZONE = {"secondaryStorage": {"template": {"kubevirt": {"containerDiskImage": "r/systemvm:4.19"}}, "offering": {"memoryMiB": 512}}}

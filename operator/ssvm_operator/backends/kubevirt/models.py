@@ -13,7 +13,6 @@ KUBEVIRT_GROUP, KUBEVIRT_VERSION = "kubevirt.io", "v1"
 KUBEVIRT_API_VERSION = f"{KUBEVIRT_GROUP}/{KUBEVIRT_VERSION}"
 VM_PLURAL, VMI_PLURAL = "virtualmachines", "virtualmachineinstances"
 CDI_GROUP, CDI_VERSION = "cdi.kubevirt.io", "v1beta1"
-DV_PLURAL = "datavolumes"
 
 RunStrategy = Literal["Always", "Halted", "Manual", "RerunOnFailure", "Once"]
 

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import yaml
 
 from ssvm_operator.constants import SSH_PORT
+from ssvm_operator.model.redaction import REDACTED
 from ssvm_operator.model.niclayout import PlannedNic
 
 BOOT_ARGS_PATH = "/var/cache/cloud/cmdline"          # where CloudStack's system VM scripts read them
@@ -26,7 +27,6 @@ AGENT_UNIT_PATH = "/etc/systemd/system/ssvm-agent.service"
 AGENT_UNIT = "ssvm-agent.service"
 # Files whose content is a secret, and cloud-init keys holding private keys: redacted by `redact_user_data`.
 SECRET_PATHS = frozenset({BOOT_ARGS_PATH})
-PLACEHOLDER = "<redacted>"
 
 _KEY_TYPES = {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa", "ecdsa-sha2-nistp256": "ecdsa",
               "ecdsa-sha2-nistp384": "ecdsa", "ecdsa-sha2-nistp521": "ecdsa"}
@@ -140,10 +140,10 @@ def redact_user_data(doc: dict[str, Any], boot_args_redacted: str | None = None)
     out = copy.deepcopy(doc)
     for name in list(out.get("ssh_keys", {})):
         if name.endswith("_private"):
-            out["ssh_keys"][name] = PLACEHOLDER
+            out["ssh_keys"][name] = REDACTED
     for entry in out.get("write_files", []):
         if entry["path"] in SECRET_PATHS:
-            entry["content"] = (boot_args_redacted + "\n") if (entry["path"] == BOOT_ARGS_PATH and boot_args_redacted) else PLACEHOLDER
+            entry["content"] = (boot_args_redacted + "\n") if (entry["path"] == BOOT_ARGS_PATH and boot_args_redacted) else REDACTED
         elif entry["path"] == AGENT_ZIPAPP_PATH:
             raw = base64.b64decode(entry.pop("content"))
             entry.pop("encoding", None)

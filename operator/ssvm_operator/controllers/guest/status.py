@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ssvm_operator.api.ssvm import GUEST_CONDITIONS
 from ssvm_operator.model.conditions import find_condition, set_condition, utcnow
 
 MESSAGE_MAX = 4000
-GUEST_CONDITIONS = ("StoresMounted", "FirewallProgrammed", "Healthy")
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,6 @@ class ActionOutcome:
     message: str = ""
     stores: tuple[StoreResult, ...] = ()
     transport: bool = False    # the SSH channel failed (not the agent): the guest is unreachable
-
-
-@dataclass
-class PassResult:
-    outcomes: list[ActionOutcome] = field(default_factory=list)
-    desired: dict[str, str] = field(default_factory=dict)     # status key -> desired hash (pushed or not)
 
 
 def _cut(text: str | None, limit: int = MESSAGE_MAX) -> str:
@@ -96,10 +90,9 @@ def not_running_conditions(conditions: Sequence[Mapping[str, Any]], state: str |
                            generation: int | None) -> list[dict[str, Any]]:
     """Guest conditions say Unknown while the SSVM is not running: what they said was about an older VM."""
     out = list(conditions)
-    for type_ in (*GUEST_CONDITIONS, "SSHReady"):
+    for type_ in GUEST_CONDITIONS:
         cond = find_condition(out, type_)
-        # SSHReady only from True: a False one is the lifecycle's live gate answer while the VM runs
-        if cond is not None and cond.get("status") != "Unknown" and (type_ != "SSHReady" or cond.get("status") == "True"):
+        if cond is not None and cond.get("status") != "Unknown":
             out = set_condition(out, type_, "Unknown", "NotRunning", f"The SSVM is {state or 'not running'}.", generation)
     return out
 

@@ -2,12 +2,12 @@
 firewall and vm-setup, each pushed only when its desired hash differs from the applied one; then a
 periodic `check` (remount stale stores, recreate after `failureThreshold` failures in a row).
 
-`GuestOps` needs a `Cluster` (Kubernetes reads and writes), a `KeyStore`, a channel factory and a
-`Mesh`; handlers/guest.py gives it kopf's indexes and the API, tests and the bench memory stand-ins.
+`GuestOps` needs a `Cluster` (Kubernetes reads and writes), a `KeyStore`, the operator's `Logins`, the
+`Mesh` and the start gate's `Reach`; the guest controller gives it kopf's indexes and the kube layer,
+tests and the bench memory stand-ins.
 """
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ssvm_operator import metrics
-from ssvm_operator.backends.base import BackendError
-from ssvm_operator.model.vm import ObservedVM, VMRequest
 from ssvm_operator.controllers.guest.actions import (
     SETUP_STORE,
     GuestInputs,
@@ -26,12 +24,14 @@ from ssvm_operator.controllers.guest.actions import (
     actions_to_push,
     plan_guest_actions,
 )
-from ssvm_operator.controllers.ssvm.lifecycle import GateResult
+from ssvm_operator.controllers.ssvm.start_gate import Reach, Reached
+from ssvm_operator.kube import events as ev
+from ssvm_operator.kube.wakeups import Wakeups
 from ssvm_operator.ssh import errors
 from ssvm_operator.ssh.channel import GuestChannel, GuestTarget, Timeouts
-from ssvm_operator.controllers.keys.rotation import KeyRotation
+from ssvm_operator.controllers.keys.rotation import KeyRotation, Logins
 from ssvm_operator.controllers.guest.mesh import Mesh
-from ssvm_operator.controllers.keys.secrets import HostKey, KeyMaterialError, KeyStore, OperatorKey, external_host
+from ssvm_operator.controllers.keys.secrets import KeyMaterialError, KeyStore
 from ssvm_operator.controllers.guest.status import (
     ActionOutcome,
     StoreResult,
@@ -47,9 +47,6 @@ from ssvm_operator.controllers.guest.status import (
 )
 
 log = logging.getLogger(__name__)
-ChannelFactory = Callable[[OperatorKey, Timeouts], GuestChannel]
-SSH_READY = "SSHReady"
-EV_UNHEALTHY, EV_RECREATED = "SSVMUnhealthy", "SSVMRecreated"
 SETTLE_RECHECK_SECONDS = 5.0
 
 
@@ -69,31 +66,15 @@ class Cluster(Protocol):
 
 @dataclass(frozen=True)
 class GuestSettings:
-    gate_timeouts: Timeouts = field(default_factory=lambda: Timeouts(connect=3.0, banner=5.0, auth=5.0, command=10.0, deadline=15.0))
     action_timeouts: Timeouts = field(default_factory=Timeouts)
-    gate_ttl: float = 20.0          # a pass of the same instance is reused this long (health checks watch liveness)
     retry_base: float = 5.0         # a failed action is retried after base * 2^(attempts-1), at most retry_max
     retry_max: float = 300.0
     check_copy_server: bool = True  # off only for guests without a copy server (the in-process fake)
     check_timeout: float = 5.0
 
 
-@dataclass(frozen=True)
-class Reached:
-    """What the gate saw when SSH answered: the instance and where to reach it."""
-
-    instance_id: str | None
-    address: str
-    host_key: str
-    host_fingerprint: str
-    simulated: bool
-    at: float
-    port: int = 3922
-
-
 @dataclass
 class _Worker:
-    event: asyncio.Event = field(default_factory=asyncio.Event)
     retry_at: dict[str, float] = field(default_factory=dict)
     next_check: float = 0.0
 
@@ -104,96 +85,36 @@ def _spec(zone: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 class GuestOps:
-    def __init__(self, cluster: Cluster, keys: KeyStore, channel_factory: ChannelFactory, mesh: Mesh,
+    def __init__(self, cluster: Cluster, keys: KeyStore, logins: Logins, mesh: Mesh, reach: Reach,
                  settings: GuestSettings | None = None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.cluster, self.keys, self.channel_factory, self.mesh = cluster, keys, channel_factory, mesh
+        self.cluster, self.keys, self.logins, self.mesh, self.reach = cluster, keys, logins, mesh, reach
         self.settings, self.clock = settings or GuestSettings(), clock
-        self.reached: dict[tuple[str, str], Reached] = {}
         self.workers: dict[tuple[str, str], _Worker] = {}
-        self._channels: dict[tuple[str, Timeouts], GuestChannel] = {}
+        self.wakeups = Wakeups(clock)
         mesh.listeners.append(self.wake_all)
-        self.rotation = KeyRotation(cluster, keys, self.channel, self.reached, self.wake)
+        reach.listeners.append(self.wake)   # a newly reached instance gets its actions at once
+        self.rotation = KeyRotation(cluster, keys, logins, reach, self.wake)
 
     # --- wake-ups ---
     def _worker(self, namespace: str, name: str) -> _Worker:
         return self.workers.setdefault((namespace, name), _Worker())
 
     def wake(self, namespace: str, name: str) -> None:
-        self._worker(namespace, name).event.set()
+        self.wakeups.wake((namespace, name))
 
     def wake_all(self) -> None:
-        for w in self.workers.values():
-            w.event.set()
+        self.wakeups.wake_all()
 
     def forget(self, namespace: str, name: str) -> None:
         self.workers.pop((namespace, name), None)
-        self.reached.pop((namespace, name), None)
+        self.wakeups.forget((namespace, name))
+        self.reach.pop((namespace, name), None)
         self.keys.forget_host(namespace, name)
-
-    def channel(self, key: OperatorKey, timeouts: Timeouts) -> GuestChannel:
-        found = self._channels.get((key.version + key.fingerprint, timeouts))
-        if found is None:
-            found = self._channels[(key.version + key.fingerprint, timeouts)] = self.channel_factory(key, timeouts)
-        return found
-
-    # --- the VM request: keys filled in ---
-    async def vm_request(self, base: VMRequest, ssvm: Mapping[str, Any], zone: Mapping[str, Any]) -> VMRequest:
-        try:
-            # an external host has its own key, pinned in the zone: no per-SSVM host key Secret
-            host = HostKey("", "") if _spec(zone).get("backend") == "external" else await self.keys.host_key(ssvm)
-            op = await self.keys.operator_keys(zone)
-        except KeyMaterialError as e:
-            raise BackendError(e.reason, e.message, retry_after=5.0) from None
-        # mid-rotation a new VM gets both keys, so it is ready for the promotion whichever comes first
-        return dataclasses.replace(base, host_public_key=host.public, host_private_key=host.private,
-                                   operator_public_key="\n".join(k.public for k in op.ring))
-
-    # --- the start gate ---
-    async def check_gate(self, ssvm: Mapping[str, Any], zone: Mapping[str, Any] | None, observed: ObservedVM) -> GateResult:
-        meta = ssvm["metadata"]
-        key = (meta["namespace"], meta["name"])
-        address = observed.control_ip
-        if zone is None:
-            return GateResult(False, "ZoneNotFound", "The zone is missing: no operator key to log in with.", SSH_READY)
-        if not address:
-            return GateResult(False, "NoControlAddress", "The VM reports no control address yet.", SSH_READY)
-        try:
-            external = external_host(zone, observed.backend_name)
-            host, port = external if external else (await self.keys.host_key(ssvm, create=False), 3922)
-            op = await self.keys.operator_keys(zone)
-        except KeyMaterialError as e:
-            return GateResult(False, e.reason, e.message, SSH_READY)
-        seen = self.reached.get(key)
-        if (seen and seen.instance_id == observed.instance_id and seen.address == address and seen.host_key == host.public
-                and seen.port == port and self.clock() - seen.at < self.settings.gate_ttl):
-            return GateResult(True, "SSHReady", self._gate_message(seen), SSH_READY)
-        target = GuestTarget(name=f"{key[0]}/{key[1]}", address=address, host_key=host.public, port=port)
-        started = self.clock()
-        try:
-            result = await self.rotation.keyring(op, self.settings.gate_timeouts).run_action(target, "info", {})
-        except errors.GuestError as e:
-            metrics.record_action("info", False, e.reason, self.clock() - started)
-            self.reached.pop(key, None)
-            return GateResult(False, e.reason, e.message[:500], SSH_READY)
-        metrics.record_action("info", result.ok, result.reason or "", self.clock() - started)
-        if not result.ok:
-            return GateResult(False, result.reason or "AgentError", f"ssvm-agent info failed: {result.message}"[:500], SSH_READY)
-        fresh = seen is None or seen.instance_id != observed.instance_id or seen.address != address
-        self.reached[key] = Reached(observed.instance_id, address, host.public, host.fingerprint, result.simulated, self.clock(), port)
-        if fresh:
-            self.wake(*key)
-        return GateResult(True, "SSHReady", self._gate_message(self.reached[key]), SSH_READY)
-
-    @staticmethod
-    def _gate_message(seen: Reached) -> str:
-        sim = " (simulated guest)" if seen.simulated else ""
-        return f"SSH on {seen.address}:{seen.port} answered with the pinned host key {seen.host_fingerprint}{sim}."
 
     # --- the worker ---
     async def run_worker(self, namespace: str, name: str, stopped: Callable[[], bool]) -> None:
-        w = self._worker(namespace, name)
         while not stopped():
-            w.event.clear()
+            self.wakeups.clear((namespace, name))
             try:
                 delay = await self.step(namespace, name)
             except Exception as e:  # the worker must outlive any one failure; logs the type only, never a payload
@@ -201,18 +122,7 @@ class GuestOps:
                 delay = self.settings.retry_base
             if delay is None:
                 return
-            await self._sleep(w, delay, stopped)
-
-    async def _sleep(self, w: _Worker, seconds: float, stopped: Callable[[], bool]) -> None:
-        deadline = self.clock() + seconds
-        while not stopped() and not w.event.is_set():
-            left = deadline - self.clock()
-            if left <= 0:
-                return
-            try:
-                await asyncio.wait_for(w.event.wait(), timeout=min(left, 1.0))
-            except TimeoutError:
-                pass
+            await self.wakeups.sleep((namespace, name), delay, stopped)
 
     async def step(self, namespace: str, name: str) -> float | None:
         """One pass; returns seconds until the next one is due (None: the SSVM is gone)."""
@@ -230,7 +140,7 @@ class GuestOps:
                 await self.cluster.update_ssvm_status(namespace, name, lambda st, _b: self._diff(
                     st, {"conditions": not_running_conditions(st.get("conditions") or [], st.get("state"), generation)}))
             return 60.0
-        seen = self.reached.get((namespace, name))
+        seen = self.reach.get((namespace, name))
         zone = self.cluster.zone(namespace, (body.get("spec") or {}).get("zoneRef", ""))
         if seen is None or zone is None:
             return 30.0   # the gate (or the zone's index) wakes this worker when it knows more
@@ -370,10 +280,10 @@ class GuestOps:
     async def _recreate(self, body: Mapping[str, Any], why: str) -> None:
         meta = body["metadata"]
         token = f"unhealthy-{int(time.time())}"
-        self.cluster.post_event(body, EV_UNHEALTHY, f"{meta['name']}: {why}.", "Warning")
+        self.cluster.post_event(body, ev.SSVM_UNHEALTHY, f"{meta['name']}: {why}.", "Warning")
         await self.cluster.request_recreate(meta["namespace"], meta["name"], token)
-        self.cluster.post_event(body, EV_RECREATED, f"{meta['name']}: VM recreated (request {token}) after {why}.", "Warning")
-        self.reached.pop((meta["namespace"], meta["name"]), None)
+        self.cluster.post_event(body, ev.SSVM_RECREATED, f"{meta['name']}: VM recreated (request {token}) after {why}.", "Warning")
+        self.reach.pop((meta["namespace"], meta["name"]), None)
 
     # --- status ---
     @staticmethod

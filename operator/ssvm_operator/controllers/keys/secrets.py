@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from ssvm_operator.constants import SSH_PORT
 from ssvm_operator.kube.client import ApiError
 from ssvm_operator.ssh.keys import fingerprint, generate_keypair, load_private_key, public_line
 
@@ -188,7 +189,7 @@ def external_host(zone: Mapping[str, Any], host_name: str | None) -> tuple[HostK
     if host is None:
         raise KeyMaterialError("ExternalHostNotListed", f"Host {host_name} is not in the zone's external hosts.")
     try:
-        return HostKey(host["hostKey"].strip(), "", fingerprint(host["hostKey"].strip())), int(host.get("port", 3922))
+        return HostKey(host["hostKey"].strip(), "", fingerprint(host["hostKey"].strip())), int(host.get("port", SSH_PORT))
     except Exception:  # noqa: BLE001 - an unreadable key is a condition, never quoted
         raise KeyMaterialError("HostKeyInvalid", f"The hostKey of external host {host.get('name')} is not a readable public key.") from None
 

@@ -18,10 +18,10 @@ from ssvm_operator.controllers import ids
 from ssvm_operator.controllers.ssvm.reconcile import PassResult, SSVMReconciler, bind
 from ssvm_operator.controllers.ssvm.start_gate import StartGate
 from ssvm_operator.controllers.ssvm.vm_request import VMRequestBuilder
-from ssvm_operator.controllers.zone.controller import MAX_BACKOFF, backoff_delay
 from ssvm_operator.kube import events as ev
 from ssvm_operator.kube.client import ApiError
 from ssvm_operator.kube.context import Kube
+from ssvm_operator.kube.wakeups import MAX_BACKOFF, backoff_delay
 from ssvm_operator.kube.events import ref_of
 from ssvm_operator.model.views import POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION
 from ssvm_operator.settings import OperatorConfig

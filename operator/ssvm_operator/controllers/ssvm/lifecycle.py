@@ -1,8 +1,8 @@
 """One SSVM's lifecycle: what to do to its VM, and its status, from what the backend observes.
 
-States follow the seed's comment: Creating -> Stopped/Starting -> Running, Running -> Stopping ->
+States follow CloudStack's comment: Creating -> Stopped/Starting -> Running, Running -> Stopping ->
 Stopped, Migrating, Error (a failure the backend reports), Destroyed. An SSVM is Running only when
-its VM runs *and* the start gate passed (backend readiness now, SSH on 3922 later).
+its VM runs *and* the start gate passed (SSH on the guest port, or the backend's readiness for guestless VMs).
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any, Literal, Mapping
 
 from ssvm_operator.model.vm import ObservedVM, VMPhase
 from ssvm_operator.model.conditions import set_condition
+from ssvm_operator.api.ssvm import GUEST_CONDITIONS
 from ssvm_operator.kube import events as ev
-from ssvm_operator.controllers.zone.rollout import up_to_date_condition
-from ssvm_operator.model.spec_hash import material_hash
+from ssvm_operator.model.spec_hash import material_hash, up_to_date_condition
 from ssvm_operator.model.views import POOL_RESTART_ANNOTATION, CondSpec
 
 ActionKind = Literal["ensure", "start", "stop", "reboot", "destroy"]
@@ -35,7 +35,6 @@ class GateResult:
     condition: str | None = None   # a gate with a condition of its own (the SSH gate: SSHReady) has it written
 
 # Conditions a gate-with-condition's guest operations keep; Ready is True only when each one is True.
-GUEST_CONDITIONS = ("StoresMounted", "FirewallProgrammed", "Healthy")
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class LifecyclePlan:
     actions: tuple[VMAction, ...] = ()
     ack_reboot: str | None = None          # token to write to status.observedRebootRequest
     ack_recreate: str | None = None
-    set_desired_state: str | None = None   # a reboot of a stopped SSVM starts it, as in the seed
+    set_desired_state: str | None = None   # a reboot of a stopped SSVM starts it, as in CloudStack
     clear_pool_restart: bool = False
     events: tuple[ev.EventSpec, ...] = ()
     desired_running: bool = False
@@ -115,7 +114,7 @@ def plan_ssvm_lifecycle(req: SSVMRequest, observed: ObservedVM | None, *, zone_f
             return LifecyclePlan(actions=(VMAction("reboot"),), ack_reboot=token, desired_running=True,
                                  events=(ev.EventSpec(ev.SSVM_REBOOTED, f"{req.name} rebooted for request {token}."),))
         else:
-            action = VMAction("start")   # the seed: rebooting a VM that is not running starts it
+            action = VMAction("start")   # CloudStack: rebooting a VM that is not running starts it
         return LifecyclePlan(actions=(action,), ack_reboot=token, desired_running=True,
                              set_desired_state="Running" if req.desired_state != "Running" else None)
     if phase == VMPhase.ABSENT:

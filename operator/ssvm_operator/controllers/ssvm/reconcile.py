@@ -90,7 +90,7 @@ class SSVMReconciler:
         except Exception as e:  # noqa: BLE001 - a failing gate holds the SSVM in Starting, it never crashes the loop
             return GateResult(False, "StartGateError", str(e)[:300])
 
-    def _plan_once(self, ns: str, name: str, req: SSVMRequest, observed: ObservedVM | None, zone_found: bool,
+    def plan_once(self, ns: str, name: str, req: SSVMRequest, observed: ObservedVM | None, zone_found: bool,
                    zone_enabled: bool) -> LifecyclePlan:
         """The lifecycle plan, never repeating a reboot or recreate this process already carried out."""
         unseen = self.kube.unseen
@@ -104,6 +104,11 @@ class SSVMReconciler:
         plan = plan_ssvm_lifecycle(settled, observed, zone_found=zone_found, zone_enabled=zone_enabled)
         return dataclasses.replace(plan, ack_reboot=plan.ack_reboot or (req.reboot_request if repeat_reboot else None),
                                    ack_recreate=plan.ack_recreate or (req.recreate_request if repeat_recreate else None))
+
+    def remember_acted(self, ns: str, name: str, plan: LifecyclePlan) -> None:
+        for what, token in (("reboot", plan.ack_reboot), ("recreate", plan.ack_recreate)):
+            if token:
+                self.kube.unseen.acted(KIND, ns, name, what, token)
 
     async def _start_timed_out(self, ssvm: Mapping[str, Any], zone_spec: Mapping[str, Any], observed: ObservedVM,
                                gate: GateResult) -> bool:
@@ -143,14 +148,12 @@ class SSVMReconciler:
                 observed = await backend.observe(ns, name)
             except BackendError as e:
                 error, hint = (e.reason, e.message), e.retry_after
-        plan = self._plan_once(ns, name, req, observed, zone_found, zone_enabled)
+        plan = self.plan_once(ns, name, req, observed, zone_found, zone_enabled)
         acted = bool(plan.actions)
         if plan.actions and backend is not None and zone is not None:
             try:
                 await self._act(backend, plan, ssvm, zone)
-                for what, token in (("reboot", plan.ack_reboot), ("recreate", plan.ack_recreate)):
-                    if token:
-                        self.kube.unseen.acted(KIND, ns, name, what, token)
+                self.remember_acted(ns, name, plan)
             except BackendError as e:
                 error, hint = (e.reason, e.message), e.retry_after
                 failed_action = plan.actions[0].kind if len(plan.actions) == 1 else "recreate"

@@ -1,6 +1,6 @@
 """How many SSVMs a zone needs, and which to create, start or destroy to get there.
 
-The seed's rule first and exactly: count templateProcessor SSVMs in Running, Migrating, Starting,
+CloudStack's rule first and exactly: count templateProcessor SSVMs in Running, Migrating, Starting,
 Stopped or Stopping; while writable stores outnumber them, expand with a templateProcessor. Then the
 premium manager's: keep `minRunning` up, keep `standbySessions` free session slots by adding
 commandExecutors, never exceed `maxCount`, and (only when enabled) scale in idle commandExecutors.
@@ -12,13 +12,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ssvm_operator.kube import events as ev
 from ssvm_operator.model.naming import free_slot_names, slot_of
 from ssvm_operator.model.views import SSVMView, StoreView, ZoneView
 
 NO_FREE_EXTERNAL_HOST = "NoFreeExternalHost"
 TEMPLATE_PROCESSOR = "templateProcessor"
 COMMAND_EXECUTOR = "commandExecutor"
+# Why the planner acts (in the SSVMCreated Event and the operator's log).
+REASON_STORE_CAPACITY = "StoreCapacity"
+REASON_MIN_RUNNING = "MinRunning"
+REASON_SESSION_LOAD = "SessionLoad"
+REASON_RESTART_FAILED = "RestartFailed"
+REASON_SCALE_IN = "ScaleIn"
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class DestroySSVM:
 class ZoneCounts:
     image_stores: int = 0
     writable_image_stores: int = 0
-    counted: int = 0            # the seed's count (templateProcessors in capacity states)
+    counted: int = 0            # CloudStack's count (templateProcessors in capacity states)
     actual: int = 0             # every SSVM of the zone in a capacity state
     running: int = 0
     active_sessions: int = 0
@@ -106,22 +111,22 @@ def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Seque
         target = min(zone.max_count, max(wanted_tp, zone.min_running, len(live)))
         return CapacityPlan(counts=counts, desired=target, notes=("zone is not ready: nothing is created or started",))
 
-    # A restart from the stopped pool that failed: destroy it, the rules below replace it (the seed's recycle).
-    destroys = [DestroySSVM(s.name, ev.REASON_RESTART_FAILED) for s in sorted(live, key=lambda s: _slot_key(zone.name, s))
+    # A restart from the stopped pool that failed: destroy it, the rules below replace it (CloudStack's recycle).
+    destroys = [DestroySSVM(s.name, REASON_RESTART_FAILED) for s in sorted(live, key=lambda s: _slot_key(zone.name, s))
                 if s.managed and s.pool_restart and s.state == "Error"]
     gone = {d.name for d in destroys}
     live = [s for s in live if s.name not in gone]
 
-    # The seed's rule, with in-flight creations counted so that an asynchronous create is not repeated.
+    # CloudStack's rule, with in-flight creations counted so that an asynchronous create is not repeated.
     tp_have = sum(1 for s in live if s.role == TEMPLATE_PROCESSOR and (s.counted or s.in_flight))
-    new_roles: list[tuple[str, str]] = [(TEMPLATE_PROCESSOR, ev.REASON_STORE_CAPACITY)] * max(0, wanted_tp - tp_have)
+    new_roles: list[tuple[str, str]] = [(TEMPLATE_PROCESSOR, REASON_STORE_CAPACITY)] * max(0, wanted_tp - tp_have)
 
     up = sum(1 for s in live if s.up) + len(new_roles)
     active = sum(s.active_sessions for s in live)
     need_min = max(0, zone.min_running - up)
     need_load = _sessions_short(zone, up, active)
     extra = max(need_min, need_load)
-    why = ev.REASON_MIN_RUNNING if need_min >= need_load else ev.REASON_SESSION_LOAD
+    why = REASON_MIN_RUNNING if need_min >= need_load else REASON_SESSION_LOAD
 
     pool = sorted((s for s in live if s.managed and s.state == "Stopped" and s.desired_state == "Stopped"),
                   key=lambda s: (s.role != TEMPLATE_PROCESSOR, _slot_key(zone.name, s)))
@@ -152,8 +157,8 @@ def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Seque
                       key=lambda s: _slot_key(zone.name, s), reverse=True)
         # One at a time, and only if the zone would not want it back right away.
         if idle and up - 1 >= zone.min_running and _sessions_short(zone, up - 1, active) == 0:
-            destroys.append(DestroySSVM(idle[0].name, ev.REASON_SCALE_IN))
+            destroys.append(DestroySSVM(idle[0].name, REASON_SCALE_IN))
 
-    desired = len(live) + len(creates) - sum(1 for d in destroys if d.reason == ev.REASON_SCALE_IN)
+    desired = len(live) + len(creates) - sum(1 for d in destroys if d.reason == REASON_SCALE_IN)
     return CapacityPlan(creates=tuple(creates), starts=tuple(starts), destroys=tuple(destroys), desired=desired,
                         counts=counts, notes=tuple(notes), limit_reason=limit_reason)

@@ -19,16 +19,11 @@ from ssvm_operator.controllers import ids
 from ssvm_operator.controllers.zone.reconcile import ZoneReconciler
 from ssvm_operator.kube.client import ApiError
 from ssvm_operator.kube.context import Kube
+from ssvm_operator.kube.wakeups import MAX_BACKOFF, backoff_delay
 from ssvm_operator.model.conditions import find_condition, set_condition
 from ssvm_operator.settings import OperatorConfig
 
 KIND = c.ZONE_KIND
-MAX_BACKOFF = 60.0
-
-
-def backoff_delay(attempt: int, hint: float | None, ceiling: float) -> float:
-    base = hint if hint is not None else 1.0
-    return min(ceiling, base * (2 ** min(attempt, 8)))
 
 
 def index_zone(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:

@@ -12,46 +12,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ssvm_operator.model.vm import ObservedVM, VMPhase
 from ssvm_operator.model.naming import slot_of
-from ssvm_operator.model.spec_hash import material_hash
+from ssvm_operator.model.spec_hash import (
+    OFFERING_CHANGED,
+    RESTART_REQUIRED,
+    TEMPLATE_CHANGED,
+    UP_TO_DATE,
+    material_hash,
+    outdated_reason,
+)
 from ssvm_operator.model.views import CondSpec, SSVMView, ZoneView
 
-UP_TO_DATE = "UpToDate"                # the SSVM's condition
 ZONE_UP_TO_DATE = "SSVMsUpToDate"      # the zone's condition
-TEMPLATE_CHANGED = "TemplateChanged"
-OFFERING_CHANGED = "OfferingChanged"
-RESTART_REQUIRED = "RestartRequired"
 ROLLING_UPDATE = "RollingUpdate"
 ROLLING_UPDATE_PAUSED = "RollingUpdatePaused"
 TOKEN_PREFIX = "upgrade-"
 RESTART_PREFIX = "restart-"   # a reboot token apart from recreate tokens, so one cannot look acknowledged by the other
-def outdated_reason(desired: str, observed: ObservedVM) -> str | None:
-    """Why the VM does not run what the SSVM asks for (None: it does, or it cannot be told)."""
-    if not desired or observed.phase == VMPhase.ABSENT or observed.spec_hash is None:
-        return None
-    if observed.spec_hash != desired:
-        have, want = observed.spec_hash.split(".", 1) + [""], desired.split(".", 1)
-        return TEMPLATE_CHANGED if have[0] != want[0] else OFFERING_CHANGED
-    return RESTART_REQUIRED if observed.restart_required else None
-
-
-def up_to_date_condition(desired: str, observed: ObservedVM) -> CondSpec:
-    if observed.phase == VMPhase.ABSENT:
-        return CondSpec(UP_TO_DATE, "Unknown", "VMNotCreated", "No VM exists yet.")
-    if desired and observed.spec_hash is None:
-        return CondSpec(UP_TO_DATE, "Unknown", "SpecHashUnknown",
-                        "The VM carries no template/offering hash (made by an older operator); a recreateRequest gives it one.")
-    reason = outdated_reason(desired, observed)
-    if reason == TEMPLATE_CHANGED:
-        return CondSpec(UP_TO_DATE, "False", reason, "The template changed: the VM is replaced in the zone's rolling update.")
-    if reason == OFFERING_CHANGED:
-        return CondSpec(UP_TO_DATE, "False", reason, "The offering changed: the VM is replaced in the zone's rolling update.")
-    if reason == RESTART_REQUIRED:
-        return CondSpec(UP_TO_DATE, "False", reason, "The VM's spec changed under its running instance: it is restarted in turn.")
-    return CondSpec(UP_TO_DATE, "True", UP_TO_DATE, "The VM runs the current template and offering.")
-
-
 @dataclass(frozen=True)
 class ReplaceSSVM:
     name: str
