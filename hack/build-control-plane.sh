@@ -7,8 +7,10 @@ set -euo pipefail
 K8S_VERSION="${SSVM_K8S_VERSION:-v1.37.2}"
 ETCD_VERSION="${SSVM_ETCD_VERSION:-v3.7.3}"
 CACHE_ROOT="${SSVM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ssvm-operator}"
-OUT="$CACHE_ROOT/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# The cache is keyed by the versions and by this recipe (script and wrapper modules), never reused stale.
+RECIPE=$(cat "${BASH_SOURCE[0]}" "$HERE"/control-plane/*/* | sha256sum | cut -c1-12)
+OUT="$CACHE_ROOT/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-$RECIPE"
 
 say() { echo "control-plane: $*" >&2; }
 
@@ -17,7 +19,8 @@ if [[ -x "$OUT/bin/kube-apiserver" && -x "$OUT/bin/kube-controller-manager" && -
   exit 0
 fi
 
-command -v go >/dev/null || { say "Go is needed to build the control plane (go not on PATH)"; exit 1; }
+[[ -x /usr/local/go/bin/go ]] && ! command -v go >/dev/null && export PATH="/usr/local/go/bin:$PATH"
+command -v go >/dev/null || { say "Go (1.26) is needed to build the control plane: go is not on PATH"; exit 1; }
 export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOTOOLCHAIN=local
 mkdir -p "$OUT/bin" "$OUT/src"
 start=$(date +%s)
@@ -41,9 +44,13 @@ build_kubernetes() {
   } >> "$src/go.mod"
   say "resolving modules (the first run downloads about 300 MiB)"
   (cd "$src" && go mod tidy)
+  # the version the binaries report (/version, --version), as a release build stamps it
+  local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  local ldflags="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1"
+  ldflags="$ldflags -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
   for cmd in kube-apiserver kube-controller-manager; do
     say "compiling $cmd $K8S_VERSION (several minutes on 2 cores when cold)"
-    (cd "$src" && go build -o "$OUT/bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
+    (cd "$src" && go build -ldflags "$ldflags" -o "$OUT/bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
     mv "$OUT/bin/$cmd.tmp" "$OUT/bin/$cmd"
   done
 }

@@ -110,8 +110,9 @@ class SecondaryStorage(ApiModel):
     """The zone's secondary storage VMs: how many, what they run on, how they are set up."""
 
     model_config = ApiModel.model_config | {"json_schema_extra": validations(
-        cel("self.minRunning <= self.maxCount", "minRunning must not exceed maxCount", ".minRunning"),
-        cel("self.backend != 'external' || !has(self.template) || has(self.template.external)",
+        cel("!has(self.minRunning) || !has(self.maxCount) || self.minRunning <= self.maxCount", "minRunning must not exceed maxCount",
+            ".minRunning"),
+        cel("!has(self.backend) || self.backend != 'external' || !has(self.template) || has(self.template.external)",
             "the external backend takes its hosts from template.external", ".template"),
     )}
 
