@@ -13,19 +13,22 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import typing
 from typing import Iterator, Mapping
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from ssvm_operator import __version__
 from ssvm_operator import constants as c
+from ssvm_operator.agent.cli import ACTIONS as AGENT_ACTIONS
+from ssvm_operator.api.ssvm import State
 
 PREFIX = "ssvm_operator"
 KINDS = (c.ZONE_KIND, c.IMAGESTORE_KIND, c.SSVM_KIND)
 # CloudStack's VM lifecycle states, as SecondaryStorageVM.status.state holds them.
-STATES = ("Creating", "Starting", "Running", "Stopping", "Stopped", "Migrating", "Destroyed", "Error")
-# Guest actions the operator pushes over SSH (`ssvm-agent <action>`).
-ACTIONS = ("info", "setup-store", "remount", "firewall", "vm-setup", "check", "authorized-keys", "service")
+STATES = typing.get_args(State)
+# Guest actions the operator pushes over SSH: the agent's own (`ssvm-agent <action>`).
+ACTIONS = tuple(AGENT_ACTIONS)
 EVENT_TYPES = ("Normal", "Warning")
 OTHER = "other"
 _REASON = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")

@@ -10,7 +10,7 @@ from ssvm_operator.api.base import ApiModel, ObjectStatus, immutable
 from ssvm_operator.api.zone import Offering, Template
 
 Role = Literal["templateProcessor", "commandExecutor"]
-# CloudStack's VM lifecycle as CloudStack's state comment draws it.
+# CloudStack's VM lifecycle states.
 State = Literal["Creating", "Starting", "Running", "Stopping", "Stopped", "Migrating", "Destroyed", "Error"]
 
 TOKEN_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.:]{0,62}$"
