@@ -8,6 +8,7 @@ import socket
 import pytest
 from ssvm_operator.backends.base import BackendError
 from ssvm_operator.model.vm import VMPhase, VMRequest
+from tests.support.requests import vm_request
 from ssvm_operator.backends.external import ExternalBackend, choose_host
 from ssvm_operator.ssh.channel import SSHGuestChannel, Timeouts
 from ssvm_operator.ssh.keys import generate_keypair
@@ -52,8 +53,7 @@ def zone_spec(hosts):
 
 
 def request(name, hosts, running=True) -> VMRequest:
-    return VMRequest(namespace="ns", name=name, uid="u", zone_name="z", role="templateProcessor", running=running,
-                     zone_spec=zone_spec(hosts), ssvm_spec={}, spec_hash="a.b")
+    return vm_request(name, running=running, zone_spec=zone_spec(hosts), spec_hash="a.b")
 
 
 async def test_lifecycle_on_a_simulated_host(hosts, operator_key):

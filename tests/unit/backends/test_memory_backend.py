@@ -6,14 +6,14 @@ import pytest
 from ssvm_operator.backends.base import BackendError, VMBackend
 
 from ssvm_operator.model.vm import VMPhase, VMRequest
+from tests.support.requests import vm_request
 from ssvm_operator.backends.memory import ManualClock, MemoryBackend
 
 P = VMPhase
 
 
 def request(name="vm1", running=True) -> VMRequest:
-    return VMRequest(namespace="ns", name=name, uid="u", zone_name="z", role="templateProcessor", running=running,
-                     zone_spec={}, ssvm_spec={})
+    return vm_request(name, running=running)
 
 
 @pytest.fixture
@@ -137,8 +137,7 @@ def test_memory_vm_reports_its_spec_hash_and_restart_required():
     backend = MemoryBackend(clock=clock, step_seconds=1.0)
 
     def request(spec_hash: str) -> VMRequest:
-        return VMRequest(namespace="ns", name="vm", uid="u", zone_name="z", role="templateProcessor", running=True,
-                         zone_spec={}, ssvm_spec={}, spec_hash=spec_hash)
+        return vm_request("vm", spec_hash=spec_hash)
 
     async def run() -> None:
         await backend.ensure(request("a.b"))
