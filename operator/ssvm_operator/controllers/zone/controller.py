@@ -16,11 +16,12 @@ from ssvm_operator import constants as c
 from ssvm_operator import metrics
 from ssvm_operator.backends.registry import BackendRegistry
 from ssvm_operator.controllers import ids
+from ssvm_operator.controllers.zone.readiness import zone_found_patch
 from ssvm_operator.controllers.zone.reconcile import ZoneReconciler
 from ssvm_operator.kube.client import ApiError
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.wakeups import MAX_BACKOFF, backoff_delay
-from ssvm_operator.model.conditions import find_condition, set_condition
+from ssvm_operator.model.conditions import find_condition
 from ssvm_operator.settings import OperatorConfig
 
 KIND = c.ZONE_KIND
@@ -63,7 +64,7 @@ class ZoneController:
         if found and found.get("reason") == "ZoneNotFound":
             return
         try:
-            await self.kube.status.write(c.IMAGESTORE_PLURAL, dict(body), lambda st, b: _zone_found(
+            await self.kube.status.write(c.IMAGESTORE_PLURAL, dict(body), lambda st, b: zone_found_patch(
                 st, b, "False", "ZoneNotFound", f"No Zone {zone} in namespace {namespace}."))
         except ApiError:
             pass   # the next event of the store brings this handler again
@@ -120,8 +121,3 @@ class ZoneController:
         kopf.daemon(g, v, c.ZONE_PLURAL, id=ids.ZONE_RECONCILE, registry=registry, cancellation_timeout=5.0)(self.zone_daemon)
         kopf.on.delete(g, v, c.ZONE_PLURAL, id=ids.ZONE_FINALIZER, registry=registry)(self.zone_deleted)
 
-
-def _zone_found(status: dict[str, Any], body: Any, value: str, reason: str, message: str) -> dict[str, Any]:
-    conds = list(status.get("conditions") or [])
-    new = set_condition(conds, "ZoneFound", value, reason, message, body["metadata"].get("generation"))
-    return {"conditions": new} if new != conds else {}

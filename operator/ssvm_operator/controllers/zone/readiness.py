@@ -104,3 +104,10 @@ def zone_status_patch(status: Mapping[str, Any] | None, zone: ZoneView, readines
     if conditions != list(status.get("conditions") or []):
         patch["conditions"] = conditions
     return patch
+
+
+def zone_found_patch(status: Mapping[str, Any], body: Mapping[str, Any], value: str, reason: str, message: str) -> dict[str, Any]:
+    """An ImageStore's status patch setting ZoneFound (empty when it already says so)."""
+    conds = list(status.get("conditions") or [])
+    new = set_condition(conds, "ZoneFound", value, reason, message, body["metadata"].get("generation"))
+    return {"conditions": new} if new != conds else {}

@@ -18,13 +18,12 @@ from ssvm_operator.backends.base import BackendError
 from ssvm_operator.backends.registry import BackendRegistry
 from ssvm_operator.controllers.zone.capacity import CapacityPlan, plan_zone_capacity
 from ssvm_operator.controllers.zone.objects import zone_ssvm_object
-from ssvm_operator.controllers.zone.readiness import evaluate_zone_readiness, zone_ready_condition, zone_status_patch
+from ssvm_operator.controllers.zone.readiness import evaluate_zone_readiness, zone_found_patch, zone_ready_condition, zone_status_patch
 from ssvm_operator.controllers.zone.rollout import RolloutPlan, plan_rollout
 from ssvm_operator.kube import events as ev
 from ssvm_operator.kube.client import ApiError
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.events import object_ref
-from ssvm_operator.model.conditions import set_condition
 from ssvm_operator.model.spec_hash import material_hash
 from ssvm_operator.model.views import POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION, SSVMView, StoreView, ZoneView
 
@@ -169,22 +168,15 @@ class ZoneReconciler:
         self.kube.unseen.record(c.SSVM_KIND, ns, name, ((known or {}).get("metadata", {}).get("resourceVersion"),), response)
 
     async def _mark_stores_found(self, zone: ZoneView, stores: list[Mapping[str, Any]]) -> None:
+        message = f"Zone {zone.name} exists."
         for store in stores:
-            conds = list((store.get("status") or {}).get("conditions") or [])
-            new = set_condition(conds, "ZoneFound", "True", "ZoneFound", f"Zone {zone.name} exists.", store["metadata"].get("generation"))
-            if new == conds:
-                continue
+            if not zone_found_patch(store.get("status") or {}, store, "True", "ZoneFound", message):
+                continue   # the index already shows it: no write
             try:
                 await self.kube.status.write(c.IMAGESTORE_PLURAL, {**store, "metadata": {**store["metadata"], "namespace": zone.namespace}},
-                                             lambda st, b: _found(st, b, zone.name))
+                                             lambda st, b: zone_found_patch(st, b, "True", "ZoneFound", message))
             except ApiError:
                 pass   # the store's next event brings another pass
-
-
-def _found(status: Mapping[str, Any], body: Mapping[str, Any], zone: str) -> dict[str, Any]:
-    conds = list(status.get("conditions") or [])
-    new = set_condition(conds, "ZoneFound", "True", "ZoneFound", f"Zone {zone} exists.", body["metadata"].get("generation"))
-    return {"conditions": new} if new != conds else {}
 
 
 def _ssvm_ref(body: Mapping[str, Any] | None, ns: str, name: str) -> dict[str, Any]:
