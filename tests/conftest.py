@@ -67,3 +67,34 @@ def kubectl(devcluster) -> Callable[..., subprocess.CompletedProcess[str]]:
         return kubectl_run(devcluster.kubeconfig_path, *args, input=input, check=check)
     return run
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# The real control plane (tests/clusters.py): etcd, kube-apiserver and kube-controller-manager built
+# from their Go modules, started once per session with every CRD installed. `cluster` runs a test on
+# both control planes ([dev] and [real]); a module's own cluster with simulators: clusters.with_simulators.
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def real_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator["ControlPlane"]:  # noqa: F821
+    from ssvm_devcluster.controlplane import ControlPlane
+    from tests.clusters import install_crds
+
+    with ControlPlane(workdir=tmp_path_factory.mktemp("control-plane")) as cp:
+        install_crds(cp.kubeconfig_path)
+        yield cp
+
+
+@pytest.fixture(scope="session")
+def dev_with_crds(devcluster) -> "Cluster":  # noqa: F821
+    from tests.clusters import dev_cluster, install_crds
+    install_crds(devcluster.kubeconfig_path)
+    return dev_cluster(devcluster)
+
+
+@pytest.fixture(scope="session", params=("dev", "real"))
+def cluster(request: pytest.FixtureRequest) -> "Cluster":  # noqa: F821
+    """The shared dev cluster, then the real control plane: every CRD installed in both."""
+    if request.param == "dev":
+        return request.getfixturevalue("dev_with_crds")
+    from tests.clusters import real_cluster
+    return real_cluster(request.getfixturevalue("real_control_plane"))

@@ -171,6 +171,8 @@ class ControlPlane:
         self.operator_kubeconfig_path.write_text(kubeconfig_text(self.url, certs / "ca.crt", self.operator_token, OPERATOR_USER,
                                                                  OPERATOR_NAMESPACE))
         self._wait(lambda: _http_ok(f"{self.url}/readyz", ca, self.admin_token), timeout, "kube-apiserver")
+        self.admin_request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                          "metadata": {"name": OPERATOR_NAMESPACE}})
         self._spawn("kube-controller-manager", [
             "--kubeconfig", str(self.kubeconfig_path), "--controllers", CONTROLLERS, "--leader-elect=false",
             "--secure-port", "0", "--v", "1",
@@ -178,6 +180,14 @@ class ControlPlane:
         time.sleep(0.2)
         if self.processes["kube-controller-manager"].poll() is not None:
             raise RuntimeError(f"kube-controller-manager exited:\n{self.logs('kube-controller-manager')}")
+
+    def admin_request(self, method: str, path: str, body: Any = None) -> Any:
+        """One JSON call as the admin (for setting the cluster up; tests use kubectl or a client)."""
+        context = ssl.create_default_context(cafile=str(self.workdir / "pki" / "ca.crt"))
+        request = urllib.request.Request(self.url + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return json.load(response)
 
     def _wait(self, ready: Any, timeout: float, name: str) -> None:
         deadline = time.monotonic() + timeout

@@ -115,8 +115,7 @@ async def serve(*, host: str = "127.0.0.1", port: int = 0, kubeconfig: str | os.
         running = Running(url=url, port=real_port, kubeconfig_path=path, emulator=emulator)
         gc_task = asyncio.create_task(emulator.api.gc.run(stop), name="devcluster-gc")
         sim_stop = asyncio.Event()
-        sim_tasks = [asyncio.create_task(sims.run_one(sim, url, sim_stop), name=f"simulator-{sim.name}")
-                     for sim in (simulators or [])]
+        sim_task = asyncio.create_task(sims.run_all(simulators or [], sims.Endpoint(url), sim_stop), name="simulators")
         try:
             if ready is not None:
                 result = ready(running)
@@ -125,11 +124,7 @@ async def serve(*, host: str = "127.0.0.1", port: int = 0, kubeconfig: str | os.
             await stop.wait()
         finally:
             sim_stop.set()
-            if sim_tasks:
-                _, pending = await asyncio.wait(sim_tasks, timeout=5.0)
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+            await sim_task
             emulator.api.shutdown()
             gc_task.cancel()
             await asyncio.gather(gc_task, return_exceptions=True)

@@ -117,6 +117,12 @@ class KubeVirtSimulator:
             code, body = await api.create(CRDS, crd)
             if code not in (201, 409):
                 raise RuntimeError(f"registering {crd['metadata']['name']} failed: {code} {body}")
+        # A real API server serves a new CRD's paths a moment after creating it (once Established).
+        for _ in range(100):
+            if (await api.get(VMS))[0] == 200 and (await api.get(VMIS))[0] == 200:
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError("the KubeVirt CRDs were registered but are not served")
 
     async def _adopt_addresses(self, api: ApiClient) -> None:
         """After a restart, keep the addresses instances already have."""

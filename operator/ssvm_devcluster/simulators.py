@@ -1,6 +1,9 @@
 """Simulators: stand-ins for other controllers (KubeVirt, SSVM guests) that act only through the
 dev cluster's HTTP API, as real controllers do.
 
+They reach any API server through an `Endpoint` (URL, CA and bearer token from a kubeconfig): the
+dev cluster runs them in its own loop; `SimulatorsThread` runs them against the real control plane.
+
 Adding one takes two steps:
 
     # operator/ssvm_devcluster/sim_example.py
@@ -21,10 +24,15 @@ import asyncio
 import importlib
 import json
 import logging
+import os
+import ssl
+import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
+import yaml
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +67,30 @@ def default_simulators() -> list[Simulator]:
     return [factory() for factory in available().values()]
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an API server is and how to prove who we are to it."""
+
+    url: str
+    token: str | None = None
+    ca_file: str | None = None
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | os.PathLike[str]) -> "Endpoint":
+        config = yaml.safe_load(open(path).read())
+        context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
+        user = next((u.get("user") or {} for u in config.get("users") or [] if u["name"] == context.get("user")), {})
+        return cls(cluster["server"], user.get("token"), cluster.get("certificate-authority"))
+
+    def session(self) -> aiohttp.ClientSession:
+        context = ssl.create_default_context(cafile=self.ca_file) if self.url.startswith("https:") else None
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context) if context else None, headers=headers)
+
+
 class ApiClient:
-    """A small JSON client of the dev cluster's API, for simulators."""
+    """A small JSON client of a Kubernetes API, for simulators."""
 
     def __init__(self, url: str, session: aiohttp.ClientSession, user_agent: str) -> None:
         self.url = url.rstrip("/")
@@ -94,6 +124,8 @@ class ApiClient:
             if rv:
                 query["resourceVersion"] = rv
             async with self.session.get(self.url + path, params=query, headers=self.headers) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"watch {path}: {resp.status} {await resp.text()}")
                 async for line in resp.content:
                     if stop.is_set():
                         return
@@ -105,10 +137,10 @@ class ApiClient:
                     yield event
 
 
-async def run_one(sim: Simulator, url: str, stop: asyncio.Event) -> None:
+async def run_one(sim: Simulator, endpoint: Endpoint, stop: asyncio.Event) -> None:
     """Run a simulator with its own HTTP session; restart it after a crash, until `stop`."""
-    async with aiohttp.ClientSession() as session:
-        api = ApiClient(url, session, user_agent=f"ssvm-devcluster-simulator/{sim.name}")
+    async with endpoint.session() as session:
+        api = ApiClient(endpoint.url, session, user_agent=f"ssvm-devcluster-simulator/{sim.name}")
         while not stop.is_set():
             try:
                 await sim.run(api, stop)
@@ -121,3 +153,49 @@ async def run_one(sim: Simulator, url: str, stop: asyncio.Event) -> None:
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
                 except asyncio.TimeoutError:
                     pass
+
+
+async def run_all(simulators: list[Simulator], endpoint: Endpoint, stop: asyncio.Event, grace: float = 5.0) -> None:
+    """Run every simulator until `stop`; give them `grace` seconds to finish, then cancel the rest."""
+    tasks = [asyncio.create_task(run_one(sim, endpoint, stop), name=f"simulator-{sim.name}") for sim in simulators]
+    if not tasks:
+        return
+    await stop.wait()
+    _, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+class SimulatorsThread:
+    """`with SimulatorsThread(kubeconfig, [KubeVirtSimulator()]):` runs simulators against any API server
+    (the real control plane, for one) in a thread of their own."""
+
+    def __init__(self, kubeconfig: str | os.PathLike[str], simulators: list[Simulator]) -> None:
+        self.endpoint = Endpoint.from_kubeconfig(kubeconfig)
+        self.simulators = simulators
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="simulators", daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            self._started.set()
+            await run_all(self.simulators, self.endpoint, self._stop)
+        try:
+            self._loop.run_until_complete(main())
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    def __enter__(self) -> "SimulatorsThread":
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(15)

@@ -1,28 +1,18 @@
-"""Integration fixtures: the project's CRDs in the shared dev cluster, an API helper, the operator in a thread."""
+"""Integration fixtures: a namespace on each control plane (the shared dev cluster, then the real one), an
+API helper for the test's own calls, and the operator in a thread logged in as the operator."""
 from __future__ import annotations
-
-import pathlib
 
 import pytest
 
 from ssvm_operator.backends.memory import MemoryBackend
-from tests.conftest import kubectl_run
 
-from .harness import Api, OperatorThread, kubeconfig_env
-
-CRDS = pathlib.Path(__file__).resolve().parents[2] / "crds"
-
-
-@pytest.fixture(scope="session")
-def crds_applied(devcluster) -> None:
-    kubectl_run(devcluster.kubeconfig_path, "apply", "-f", str(CRDS))
+from .harness import Api, OperatorThread
 
 
 @pytest.fixture()
-def api(devcluster, crds_applied, devcluster_namespace, monkeypatch) -> Api:
-    monkeypatch.setenv("KUBECONFIG", str(devcluster.kubeconfig_path))
-    kubeconfig_env(devcluster.kubeconfig_path)
-    return Api(devcluster.kubeconfig_path, devcluster_namespace)
+def api(cluster, monkeypatch) -> Api:
+    monkeypatch.setenv("KUBECONFIG", str(cluster.operator_kubeconfig_path))   # the operator's identity
+    return Api(str(cluster.kubeconfig_path), cluster.namespace())
 
 
 @pytest.fixture()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -99,10 +98,6 @@ def states(api: Api) -> dict[str, str | None]:
 
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
     return next((x for x in ((obj or {}).get("status") or {}).get("conditions") or [] if x["type"] == type_), {})
-
-
-def kubeconfig_env(path: str) -> None:
-    os.environ["KUBECONFIG"] = str(path)
 
 
 def ready_ssvms(api: Api, n: int) -> Callable[[], dict[str, Any] | None]:

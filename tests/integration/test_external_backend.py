@@ -4,44 +4,24 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
 from ssvm_operator import constants as c
-from ssvm_devcluster import DevCluster
 from ssvm_operator.ssh.keys import generate_keypair
 from ssvm_devcluster.simserver import start_simulated_guest
 
-from tests.conftest import kubectl_run
-
-from .conftest import CRDS
 from .harness import Api, OperatorThread, condition, ready_ssvms, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def ext_cluster(tmp_path_factory) -> Iterator[DevCluster]:
-    with DevCluster(kubeconfig=tmp_path_factory.mktemp("ext-devcluster") / "kubeconfig") as cluster:
-        kubectl_run(cluster.kubeconfig_path, "apply", "-f", str(CRDS))
-        yield cluster
-
-
 @pytest.fixture()
-def eapi(ext_cluster, monkeypatch) -> Api:
-    monkeypatch.setenv("KUBECONFIG", str(ext_cluster.kubeconfig_path))
-    ns = f"x-{uuid.uuid4().hex[:8]}"
-    kubectl_run(ext_cluster.kubeconfig_path, "create", "namespace", ns)
-    return Api(str(ext_cluster.kubeconfig_path), ns)
-
-
-@pytest.fixture()
-def hosts(eapi, tmp_path):
+def hosts(api, tmp_path):
     """Two simulated hosts trusting an operator key put in the namespace's operator key Secret beforehand."""
     operator = generate_keypair("ssvm-operator")
-    eapi.core.create_namespaced_secret(eapi.ns, k8s.V1Secret(
+    api.core.create_namespaced_secret(api.ns, k8s.V1Secret(
         metadata=k8s.V1ObjectMeta(name="ssvm-operator-ssh"), type="kubernetes.io/ssh-auth",
         string_data={"ssh-privatekey": operator.private_openssh, "ssh-publickey": operator.public_openssh}))
     net = random.randint(0, 254)
@@ -60,15 +40,15 @@ def hosts(eapi, tmp_path):
 
 
 
-def test_external_zone_runs_ssvms_on_its_hosts(eapi, hosts):
+def test_external_zone_runs_ssvms_on_its_hosts(api, hosts):
     guests, specs = hosts
-    eapi.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {
+    api.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {
         "backend": "external", "template": {"external": {"hosts": specs}},
         "health": {"intervalSeconds": 5, "failureThreshold": 3}}})
-    eapi.store("s1", "z1")
-    eapi.store("s2", "z1")
-    with OperatorThread(eapi.ns, None, scan_interval=3.0):
-        ssvms = wait_for("2 SSVMs Running, Ready and healthy on the external hosts", ready_ssvms(eapi, 2), timeout=90)
+    api.store("s1", "z1")
+    api.store("s2", "z1")
+    with OperatorThread(api.ns, None, scan_interval=3.0):
+        ssvms = wait_for("2 SSVMs Running, Ready and healthy on the external hosts", ready_ssvms(api, 2), timeout=90)
         by_host = {s["status"]["backendRef"]["name"]: s for s in ssvms.values()}
         assert sorted(by_host) == ["host-0", "host-1"]
         for spec, guest in zip(specs, guests):
@@ -81,19 +61,19 @@ def test_external_zone_runs_ssvms_on_its_hosts(eapi, hosts):
             allow = json.loads((guest.state_dir / "etc/ssvm-agent/copy-server.json").read_text())["allow"]
             assert allow == [other]   # the mesh: each host admits the other
         # no per-SSVM host key Secret: the zone's pinned hostKey is used
-        secrets = {s.metadata.name for s in eapi.core.list_namespaced_secret(eapi.ns).items}
+        secrets = {s.metadata.name for s in api.core.list_namespaced_secret(api.ns).items}
         assert not any(n.endswith("-ssh-hostkey") for n in secrets), secrets
 
         # A third store asks for a third SSVM: only two hosts, so the zone says so and creates none.
-        eapi.store("s3", "z1")
+        api.store("s3", "z1")
         zone = wait_for("the zone reporting no free external host", lambda: (
-            z := eapi.get(c.ZONE_PLURAL, "z1")) and condition(z, "Ready").get("reason") == "NoFreeExternalHost" and z, timeout=60)
+            z := api.get(c.ZONE_PLURAL, "z1")) and condition(z, "Ready").get("reason") == "NoFreeExternalHost" and z, timeout=60)
         assert "no free external host" in condition(zone, "Ready")["message"]
-        assert len(eapi.ssvms()) == 2
+        assert len(api.ssvms()) == 2
 
         # desiredState Stopped stops the host's service.
         name = by_host["host-0"]["metadata"]["name"]
-        eapi.patch(c.SSVM_PLURAL, name, {"spec": {"desiredState": "Stopped"}})
-        wait_for("the SSVM Stopped", lambda: (eapi.ssvms().get(name) or {}).get("status", {}).get("state") == "Stopped", timeout=60)
+        api.patch(c.SSVM_PLURAL, name, {"spec": {"desiredState": "Stopped"}})
+        wait_for("the SSVM Stopped", lambda: (api.ssvms().get(name) or {}).get("status", {}).get("state") == "Stopped", timeout=60)
         service = json.loads((guests[0].state_dir / "var/lib/ssvm-agent/service.json").read_text())
         assert service["running"] is False

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
 from ssvm_operator import constants as c
-from ssvm_devcluster import DevCluster
 from ssvm_devcluster.sim_guests import (
     GUEST_ANNOTATION,
     HOST_KEY_ANNOTATION,
@@ -20,33 +18,29 @@ from ssvm_devcluster.sim_guests import (
 from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
 from ssvm_operator.ssh.keys import fingerprint
 
-from tests.conftest import kubectl_run
+from tests.clusters import CONTROL_PLANES, Cluster, with_simulators
 
-from .conftest import CRDS
 from .harness import Api, OperatorThread, condition, ready_ssvms, wait_for
 
 pytestmark = pytest.mark.integration
 CONTROL_RANGE = "127.78.0.0/16"   # loopback: the simulated guests bind there
 
 
-@pytest.fixture(scope="module")
-def guest_cluster(tmp_path_factory) -> Iterator[tuple[DevCluster, GuestSimulator]]:
+@pytest.fixture(scope="module", params=CONTROL_PLANES)
+def guest_cluster(request, tmp_path_factory) -> Iterator[tuple[Cluster, GuestSimulator]]:
+    """The KubeVirt simulator and simulated guests, as separate controllers, on each control plane."""
     guests = GuestSimulator(GuestSimConfig(state_root=str(tmp_path_factory.mktemp("guests")), copy_port=0))
     kubevirt = KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2, control_range=CONTROL_RANGE))
-    with DevCluster(kubeconfig=tmp_path_factory.mktemp("guest-devcluster") / "kubeconfig", simulators=[kubevirt, guests]) as cluster:
-        wait_for("the KubeVirt CRDs", lambda: kubectl_run(cluster.kubeconfig_path, "get", "--raw", "/apis/kubevirt.io/v1",
-                                                           check=False).returncode == 0)
-        kubectl_run(cluster.kubeconfig_path, "apply", "-f", str(CRDS))
+    real = request.getfixturevalue("real_control_plane") if request.param == "real" else None
+    with with_simulators(request.param, [kubevirt, guests], tmp_path_factory.mktemp("guest-cluster"), real) as cluster:
         yield cluster, guests
 
 
 @pytest.fixture()
 def gapi(guest_cluster, monkeypatch) -> Api:
     cluster, _ = guest_cluster
-    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig_path))
-    ns = f"g-{uuid.uuid4().hex[:8]}"
-    kubectl_run(cluster.kubeconfig_path, "create", "namespace", ns)
-    return Api(str(cluster.kubeconfig_path), ns)
+    monkeypatch.setenv("KUBECONFIG", str(cluster.operator_kubeconfig_path))
+    return Api(str(cluster.kubeconfig_path), cluster.namespace("g"))
 
 
 def _zone(api: Api, name: str) -> None:

@@ -26,9 +26,9 @@ def vms(state_file: pathlib.Path) -> set[str]:
     return {vm["name"] for vm in json.loads(state_file.read_text())} if state_file.exists() else set()
 
 
-def test_restart_mid_creation_creates_no_duplicates(api, devcluster, tmp_path):
+def test_restart_mid_creation_creates_no_duplicates(api, cluster, tmp_path):
     state_file, log = tmp_path / "vms.json", tmp_path / "operator.log"
-    first = start_operator(devcluster.kubeconfig_path, api.ns, state_file, log)
+    first = start_operator(cluster.operator_kubeconfig_path, api.ns, state_file, log)
     try:
         api.zone("z1")
         for i in range(3):
@@ -37,7 +37,7 @@ def test_restart_mid_creation_creates_no_duplicates(api, devcluster, tmp_path):
     finally:
         first.send_signal(signal.SIGKILL)   # no clean shutdown: whatever was half done stays half done
         first.wait(10)
-    second = start_operator(devcluster.kubeconfig_path, api.ns, state_file, log)
+    second = start_operator(cluster.operator_kubeconfig_path, api.ns, state_file, log)
     try:
         expected = {"z1-ssvm-1", "z1-ssvm-2", "z1-ssvm-3"}
         wait_for("3 running SSVMs", lambda: states(api) == dict.fromkeys(expected, "Running"), timeout=60)

@@ -1,0 +1,91 @@
+"""The two control planes the tests run on, behind one face: the embedded dev cluster (an emulation) and
+the real one (etcd, kube-apiserver and kube-controller-manager built from their Go modules).
+
+A `Cluster` gives the admin's kubeconfig (for the test's own calls), the kubeconfig the operator logs
+in with (on the real control plane the chart's ServiceAccount, authorised only by the chart's rendered
+RBAC) and namespaces the operator may work in.
+"""
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import yaml
+
+from tests.conftest import kubectl_run
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CRDS = ROOT / "crds"
+CONTROL_PLANES = ("dev", "real")
+RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    control_plane: str                  # "dev" or "real"
+    url: str
+    kubeconfig_path: pathlib.Path       # the admin's
+    operator_kubeconfig_path: pathlib.Path
+
+    @property
+    def real(self) -> bool:
+        return self.control_plane == "real"
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True):
+        return kubectl_run(self.kubeconfig_path, *args, input=input, check=check)
+
+    def namespace(self, prefix: str = "t") -> str:
+        """A new namespace; on the real control plane the chart's RBAC lets the operator work in it."""
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        self.kubectl("create", "namespace", name)
+        if self.real:
+            self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(chart_rbac(name)))
+        return name
+
+
+def chart_rbac(namespace: str) -> list[dict]:
+    """The ServiceAccount, Roles and bindings `helm template` renders for an operator watching `namespace`."""
+    from ssvm_devcluster.controlplane import OPERATOR_ACCOUNT, OPERATOR_NAMESPACE
+    from tests.chart.helm import CHART, helm
+
+    out = helm("template", "ssvm", str(CHART), "--namespace", OPERATOR_NAMESPACE, "--set", f"serviceAccount.name={OPERATOR_ACCOUNT}",
+               "--set", f"watch.namespaces={{{namespace}}}").stdout
+    return [d for d in yaml.safe_load_all(out) if d and d["kind"] in RBAC_KINDS]
+
+
+def dev_cluster(devcluster) -> Cluster:
+    return Cluster("dev", devcluster.url, devcluster.kubeconfig_path, devcluster.kubeconfig_path)
+
+
+def real_cluster(control_plane) -> Cluster:
+    return Cluster("real", control_plane.url, control_plane.kubeconfig_path, control_plane.operator_kubeconfig_path)
+
+
+def install_crds(kubeconfig: pathlib.Path, kubevirt: bool = True) -> None:
+    """The project's CRDs (and KubeVirt's, CDI's and Multus'), applied and Established."""
+    from ssvm_devcluster.kubevirt_crds import kubevirt_crds
+
+    kubectl_run(kubeconfig, "apply", "-f", str(CRDS))
+    if kubevirt:
+        kubectl_run(kubeconfig, "apply", "-f", "-", input=yaml.safe_dump_all(kubevirt_crds()))
+    kubectl_run(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+
+
+@contextlib.contextmanager
+def with_simulators(control_plane: str, simulators: list, workdir: pathlib.Path, real_control_plane=None) -> Iterator[Cluster]:
+    """A cluster with `simulators` running against it: a dev cluster of its own, or the session's real
+    control plane with the simulators in a thread (as separate controllers, as on a real cluster)."""
+    if control_plane == "dev":
+        from ssvm_devcluster import DevCluster
+
+        with DevCluster(kubeconfig=workdir / "kubeconfig", simulators=simulators) as cluster:
+            install_crds(cluster.kubeconfig_path)
+            yield dev_cluster(cluster)
+    else:
+        from ssvm_devcluster.simulators import SimulatorsThread
+
+        with SimulatorsThread(real_control_plane.kubeconfig_path, simulators):
+            yield real_cluster(real_control_plane)
