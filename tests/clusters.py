@@ -70,7 +70,8 @@ def install_crds(kubeconfig: pathlib.Path, kubevirt: bool = True) -> None:
 
     kubectl_run(kubeconfig, "apply", "-f", str(CRDS))
     if kubevirt:
-        kubectl_run(kubeconfig, "apply", "-f", "-", input=yaml.safe_dump_all(kubevirt_crds()))
+        # server-side: no AlreadyExists race with a KubeVirt simulator registering the same CRDs
+        kubectl_run(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(kubevirt_crds()))
     kubectl_run(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
 

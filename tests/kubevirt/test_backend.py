@@ -1,4 +1,4 @@
-"""KubeVirtBackend against the dev cluster with the KubeVirt simulator: lifecycle and failure states."""
+"""KubeVirtBackend against both control planes with the KubeVirt simulator: lifecycle and failure states."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +7,6 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from ssvm_operator.api.crd import all_crds
 from ssvm_operator.backends.base import BackendError, VMBackend
 from ssvm_operator.model.vm import VMPhase
 from ssvm_operator.backends.kubevirt.backend import KubeVirtBackend
@@ -20,20 +19,13 @@ from tests.kubevirt.waiting import await_for
 AGENT = AgentPayload(pip_spec="ssvm-operator")
 
 
-@pytest.fixture(scope="module")
-def project_crds(kubevirt_cluster):
-    from tests.conftest import kubectl_run
-    import yaml
-    kubectl_run(kubevirt_cluster.kubeconfig_path, "apply", "-f", "-", input=yaml.safe_dump_all(all_crds()))
-
-
 @pytest.fixture()
 def backend(api_client) -> KubeVirtBackend:
     return KubeVirtBackend(api_client, agent=AGENT, timeout=10)
 
 
 @pytest.fixture()
-def make_ssvm(api_client, namespace, project_crds):
+def make_ssvm(api_client, namespace):
     """Creates a SecondaryStorageVM object (the VM's owner) and returns the VMRequest for it."""
     custom = k8s.CustomObjectsApi(api_client)
 
