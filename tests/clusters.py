@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pytest
 import yaml
 
 from tests.conftest import kubectl_run
@@ -20,6 +21,8 @@ from tests.conftest import kubectl_run
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CRDS = ROOT / "crds"
 CONTROL_PLANES = ("dev", "real")
+# For a test of what only the dev cluster has (its request log, its CLI): `@dev_only`.
+dev_only = pytest.mark.parametrize("cluster", ["dev"], indirect=True)
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
 
@@ -37,11 +40,11 @@ class Cluster:
     def kubectl(self, *args: str, input: str | None = None, check: bool = True):
         return kubectl_run(self.kubeconfig_path, *args, input=input, check=check)
 
-    def namespace(self, prefix: str = "t") -> str:
+    def namespace(self, prefix: str = "t", operator: bool = True) -> str:
         """A new namespace; on the real control plane the chart's RBAC lets the operator work in it."""
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
         self.kubectl("create", "namespace", name)
-        if self.real:
+        if self.real and operator:
             self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(chart_rbac(name)))
         return name
 

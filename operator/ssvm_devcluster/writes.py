@@ -30,7 +30,7 @@ class Writer:
 
     # --- admission: schema defaulting/pruning/validation and metadata checks ---
     def _admit(self, rt: ResourceType, version: str, obj: dict[str, Any], old: dict[str, Any] | None,
-               params: dict[str, str], warnings: list[str]) -> dict[str, Any]:
+               params: dict[str, str], warnings: list[str], status_only: bool = False) -> dict[str, Any]:
         name = obj.get("metadata", {}).get("name", "")
         meta_causes = []
         pattern = _DNS_LABEL if rt.key == NAMESPACE_KEY else _DNS_SUBDOMAIN
@@ -54,7 +54,10 @@ class Writer:
         if unknown and mode == "Warn":
             warnings.extend(f'unknown field "{u}"' for u in unknown)
         old_for_rules = old if old is not None else schema.NO_OLD_OBJECT
-        causes = schema.validate(obj, body_schema, "", old=old_for_rules, root=True)
+        if status_only and old is not None:
+            causes = schema.validate_status(obj, body_schema, old)
+        else:
+            causes = schema.validate(obj, body_schema, "", old=old_for_rules, root=True)
         if causes:
             raise errors.invalid(rt.kind, rt.group, name, causes)
         return obj
@@ -203,7 +206,7 @@ class Writer:
             if added:
                 raise errors.invalid(rt.kind, rt.group, meta["name"], [{"reason": "FieldValueForbidden", "field": "metadata.finalizers",
                     "message": f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}"}])
-        new = self._admit(rt, version, new, old, params, warnings)
+        new = self._admit(rt, version, new, old, params, warnings, status_only=sub == "status")
         if rt.key == CRD_KEY:
             new = self._crd_admit(new)
         if rt.has_spec:

@@ -10,8 +10,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
-def test_project_crds_and_examples_round_trip(kubectl, devcluster_namespace):
-    ns = devcluster_namespace
+def test_project_crds_and_examples_round_trip(kubectl, ns):
     out = kubectl("apply", "-f", str(REPO / "crds")).stdout
     assert "zones.ssvm.io" in out and "imagestores.ssvm.io" in out and "secondarystoragevms.ssvm.io" in out
     kubectl("wait", "--for=condition=Established", "--timeout=20s",
@@ -64,8 +63,7 @@ def test_project_crds_and_examples_round_trip(kubectl, devcluster_namespace):
     assert proc.returncode != 0 and "NotFound" in proc.stderr
 
 
-def test_kubectl_with_the_test_crd_and_builtins(kubectl, devcluster_namespace):
-    ns = devcluster_namespace
+def test_kubectl_with_the_test_crd_and_builtins(kubectl, ns, widgets_crd):
     kubectl("apply", "-f", str(FIXTURES / "widgets-crd.yaml"))
     manifest = {"apiVersion": "test.ssvm.io/v1alpha1", "kind": "Widget",
                 "metadata": {"name": "kw", "labels": {"app": "x"}}, "spec": {"size": 2}}

@@ -37,10 +37,9 @@ async def test_field_selectors(http, ns):
     assert await names(http, f"{WIDGETS}/widgets", fieldSelector=f"metadata.namespace={ns},metadata.name=c") == ["c"]
 
 
-async def test_namespaced_and_cluster_wide_lists(http, ns, devcluster):
-    from tests.conftest import kubectl_run
+async def test_namespaced_and_cluster_wide_lists(http, ns, kubectl):
     other = ns + "-o"
-    kubectl_run(devcluster.kubeconfig_path, "create", "namespace", other)
+    kubectl("create", "namespace", other)
     await http.post(widgets_path(ns), widget("here"))
     await http.post(widgets_path(other), widget("there"))
     assert await names(http, widgets_path(ns)) == ["here"]

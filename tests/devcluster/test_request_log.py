@@ -1,9 +1,11 @@
 """The request log: every API request with its verb, group, resource, subresource, namespace, user agent."""
 from __future__ import annotations
 
+from tests.clusters import dev_only
 from tests.devcluster.helpers import widget, widgets_path
 
 
+@dev_only
 async def test_requests_are_logged_with_their_verbs(http, ns, devcluster):
     status, log = await http.get("/_devcluster/requests")
     since = max([e["seq"] for e in log["items"]], default=0)

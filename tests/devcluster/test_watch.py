@@ -66,10 +66,9 @@ async def test_field_selector_and_cluster_wide_watch(http, ns):
     assert [e["object"]["metadata"]["name"] for e in everything] == ["fa", "fb"]
 
 
-async def test_a_watch_sees_only_its_namespace(http, ns, devcluster):
-    from tests.conftest import kubectl_run
+async def test_a_watch_sees_only_its_namespace(http, ns, kubectl):
     other = ns + "-w"
-    kubectl_run(devcluster.kubeconfig_path, "create", "namespace", other)
+    kubectl("create", "namespace", other)
     status, listed = await http.get(f"{WIDGETS}/widgets")
     rv = listed["metadata"]["resourceVersion"]
     await http.post(widgets_path(other), widget("elsewhere"))

@@ -178,10 +178,13 @@ def test_proxy_port_defaults_to_3128(url, endpoint):
 
 
 def test_cel_rules_still_run_beside_pattern_errors_but_not_beside_type_errors(crd_schemas):
-    # kube-apiserver skips CEL only for blocking errors (wrong type, missing required field).
+    # kube-apiserver skips every CEL rule when a blocking error (wrong type, missing required field, enum,
+    # maxLength, maxItems) is found anywhere, and adds a cause that says so.
     both = with_fields("Zone", **{SS + "minRunning": 4, SS + "maxCount": 3, SS + "allowedInternalSites": ["intranet"]})
     fields = {e.field for e in admit(crd_schemas["Zone"], both)[1]}
     assert {"spec.secondaryStorage.minRunning", "spec.secondaryStorage.allowedInternalSites[0]"} <= fields
     typed = with_fields("Zone", **{SS + "minRunning": 4, SS + "maxCount": "three"})
     errors = admit(crd_schemas["Zone"], typed)[1]
-    assert [(e.field, e.reason) for e in errors] == [("spec.secondaryStorage.maxCount", "FieldValueTypeInvalid")]
+    assert [(e.field, e.reason) for e in errors] == [("spec.secondaryStorage.maxCount", "FieldValueTypeInvalid"),
+                                                     ("<nil>", "FieldValueInvalid")]
+    assert "some validation rules were not checked" in errors[1].message

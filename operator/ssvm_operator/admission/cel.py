@@ -152,15 +152,26 @@ def _type_of(schema: dict[str, Any]) -> str:
     return schema.get("type") or "object"
 
 
-def _render_message(reason: str, field_type: str, message: str) -> str:
+def _bad_value(schema: dict[str, Any], value: Any) -> str | None:
+    """The value as kube-apiserver prints it in a rule's refusal: left out for objects and arrays."""
+    if schema.get("type") in ("object", "array") or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return "null" if value is None else str(value)
+
+
+def _render_message(reason: str, value: str | None, message: str) -> str:
     match reason:
         case "FieldValueForbidden":
             return f"Forbidden: {message}"
         case "FieldValueRequired":
             return f"Required value: {message}"
         case "FieldValueDuplicate":
-            return f"Duplicate value: {message}"
-    return f"Invalid value: {json.dumps(field_type)}: {message}"
+            return "Duplicate value" + (f": {value}" if value is not None else "")
+    return "Invalid value" + (f": {value}" if value is not None else "") + f": {message}"
 
 
 def check_rules(schema: dict[str, Any], value: Any, old: Any, path: str) -> list[dict[str, str]]:
@@ -184,8 +195,7 @@ def check_rules(schema: dict[str, Any], value: Any, old: Any, path: str) -> list
                 raise ValueError(str(result))
         except Exception as e:  # noqa: BLE001 - a broken rule refuses the object, as the server does
             causes.append({"reason": "FieldValueInvalid", "field": field or "<root>",
-                           "message": _render_message("FieldValueInvalid", _type_of(schema),
-                                                      f"rule evaluation error: {e}"[:500])})
+                           "message": f"Invalid value: {json.dumps(_type_of(schema))}: rule evaluation error: {e}"[:500]})
             continue
         if ok:
             continue
@@ -196,5 +206,5 @@ def check_rules(schema: dict[str, Any], value: Any, old: Any, path: str) -> list
             except Exception:  # noqa: BLE001 - the server falls back to `message` on a broken expression
                 pass
         causes.append({"reason": reason, "field": field or "<root>",
-                       "message": _render_message(reason, _type_of(schema), message)})
+                       "message": _render_message(reason, _bad_value(schema, value), message)})
     return causes

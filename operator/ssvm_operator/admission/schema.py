@@ -126,8 +126,33 @@ def _invalid(field: str, value: Any, msg: str, reason: str = "FieldValueInvalid"
     return _cause(reason, field, f"Invalid value: {_q(value)}: {msg}")
 
 
-# As in kube-apiserver, only these stop CEL rules from running: rules may assume types and required fields.
-_BLOCKING = frozenset({"FieldValueTypeInvalid", "FieldValueRequired"})
+# As in kube-apiserver: one of these anywhere in the object and no CEL rule runs (rules may assume types,
+# required fields and bounded sizes); the refusal then says so in a cause of its own.
+_BLOCKING = frozenset({"FieldValueNotSupported", "FieldValueRequired", "FieldValueTooLong", "FieldValueTooMany",
+                       "FieldValueTypeInvalid"})
+RULES_NOT_CHECKED = _cause("FieldValueInvalid", "<nil>", "Invalid value: null: some validation rules were not checked because "
+                           "the object was invalid; correct the existing errors to complete validation")
+_HAS_RULES: dict[int, tuple[dict[str, Any], bool]] = {}
+
+
+def has_rules(schema: Any) -> bool:
+    """Whether any node of the schema carries x-kubernetes-validations (remembered per schema object)."""
+    if not isinstance(schema, dict):
+        return False
+    seen = _HAS_RULES.get(id(schema))
+    if seen is not None and seen[0] is schema:
+        return seen[1]
+    found = _search_rules(schema)
+    _HAS_RULES[id(schema)] = (schema, found)
+    return found
+
+
+def _search_rules(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "x-kubernetes-validations" in node or any(_search_rules(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_search_rules(v) for v in node)
+    return False
 
 
 def _format_ok(fmt: str, value: str) -> bool:
@@ -163,7 +188,38 @@ def _format_ok(fmt: str, value: str) -> bool:
 
 
 def validate(value: Any, schema: dict[str, Any], path: str, old: Any = _NO_CHECK, root: bool = False) -> list[dict[str, str]]:
-    """Causes (reason, message, field) for `value` against `schema`; `old` feeds CEL's oldSelf."""
+    """Causes (reason, message, field) for `value` against `schema`; `old` feeds CEL's oldSelf. As in
+    kube-apiserver, the schema's causes come first, then those of the CEL rules, which run only when
+    no blocking cause was found anywhere."""
+    rule_causes: list[dict[str, str]] = []
+    causes = _validate(value, schema, path, old, root, rule_causes)
+    if has_rules(schema):
+        causes += [RULES_NOT_CHECKED] if any(c["reason"] in _BLOCKING for c in causes) else rule_causes
+    return causes
+
+
+def validate_status(obj: dict[str, Any], schema: dict[str, Any], old: dict[str, Any]) -> list[dict[str, str]]:
+    """A write to the status subresource as kube-apiserver judges it: the status against the status
+    schema (messages name fields from the status down, causes from `status.`), then the CEL rules of
+    the whole object, unless a blocking cause was found."""
+    status_schema = _props(schema).get("status")
+    causes: list[dict[str, str]] = []
+    if "status" in obj and isinstance(status_schema, dict):
+        for cause in _validate(obj["status"], status_schema, "", (old or {}).get("status", _NO_CHECK), False, []):
+            field = cause["field"]
+            causes.append({**cause, "field": "status" if field == "<root>" else f"status.{field}"})
+    if has_rules(schema):
+        if any(c["reason"] in _BLOCKING for c in causes):
+            causes.append(RULES_NOT_CHECKED)
+        else:
+            rule_causes: list[dict[str, str]] = []
+            _validate(obj, schema, "", old, True, rule_causes)
+            causes += rule_causes
+    return causes
+
+
+def _validate(value: Any, schema: dict[str, Any], path: str, old: Any, root: bool,
+              rule_causes: list[dict[str, str]]) -> list[dict[str, str]]:
     if not schema:
         return []
     causes: list[dict[str, str]] = []
@@ -191,22 +247,22 @@ def validate(value: Any, schema: dict[str, Any], path: str, old: Any = _NO_CHECK
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         causes += _validate_number(value, schema, field)
     elif isinstance(value, list):
-        causes += _validate_array(value, schema, field, path, old)
+        causes += _validate_array(value, schema, field, path, old, rule_causes)
     elif isinstance(value, dict):
-        causes += _validate_object(value, schema, field, path, old, root)
+        causes += _validate_object(value, schema, field, path, old, root, rule_causes)
     for key in ("allOf", "anyOf", "oneOf"):
         subs = schema.get(key) or []
-        results = [validate(value, {**s, "type": s.get("type", typ)}, path, old) for s in subs]
+        results = [_validate(value, {**s, "type": s.get("type", typ)}, path, old, False, []) for s in subs]
         if key == "allOf":
             causes += [c for r in results for c in r]
         elif key == "anyOf" and subs and all(results):
             causes.append(_invalid(field, value, f"{field} in body must match at least one schema in anyOf"))
         elif key == "oneOf" and subs and sum(1 for r in results if not r) != 1:
             causes.append(_invalid(field, value, f"{field} in body must match exactly one schema in oneOf"))
-    if "not" in schema and not validate(value, schema["not"], path, old):
+    if "not" in schema and not _validate(value, schema["not"], path, old, False, []):
         causes.append(_invalid(field, value, f"{field} in body must not validate the schema (not)"))
-    if schema.get("x-kubernetes-validations") and not any(c["reason"] in _BLOCKING for c in causes):
-        causes += cel.check_rules(schema, value, old if old is not _NO_CHECK else cel.NO_OLD, path)
+    if schema.get("x-kubernetes-validations"):
+        rule_causes += cel.check_rules(schema, value, old if old is not _NO_CHECK else cel.NO_OLD, path)
     return causes
 
 
@@ -220,7 +276,8 @@ def _validate_string(value: str, schema: dict[str, Any], field: str) -> list[dic
         causes.append(_invalid(field, value, f"{field} in body should match '{schema['pattern']}'"))
     fmt = schema.get("format")
     if fmt and not _format_ok(fmt, value):
-        causes.append(_invalid(field, value, f"{field} in body must be of type {fmt}: {_q(value)}"))
+        causes.append(_invalid(field, value, f"{field} in body must be of type {fmt}: {_q(value)}",
+                               "FieldValueTypeInvalid"))
     return causes
 
 
@@ -241,7 +298,8 @@ def _validate_number(value: float, schema: dict[str, Any], field: str) -> list[d
     return causes
 
 
-def _validate_array(value: list[Any], schema: dict[str, Any], field: str, path: str, old: Any) -> list[dict[str, str]]:
+def _validate_array(value: list[Any], schema: dict[str, Any], field: str, path: str, old: Any,
+                    rule_causes: list[dict[str, str]]) -> list[dict[str, str]]:
     causes = []
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         causes.append(_cause("FieldValueTooMany", field, f"Too many: {len(value)}: must have at most {schema['maxItems']} items"))
@@ -258,15 +316,18 @@ def _validate_array(value: list[Any], schema: dict[str, Any], field: str, path: 
         ident = json.dumps([item.get(k) for k in map_keys]) if list_type == "map" and isinstance(item, dict) else json.dumps(item)
         if list_type in ("set", "map"):
             if ident in seen:
-                causes.append(_cause("FieldValueDuplicate", f"{field}[{i}]", f"Duplicate value: {ident if list_type == 'map' else _q(item)}"))
+                shown = {k: item[k] for k in map_keys if k in item} if list_type == "map" else item
+                causes.append(_cause("FieldValueDuplicate", f"{field}[{i}]",
+                                     f"Duplicate value: {json.dumps(shown, separators=(',', ':'), ensure_ascii=False)}"))
             seen.add(ident)
         if items_schema:
             item_old = old_by_key.get(ident, _NO_CHECK) if list_type == "map" else _NO_CHECK
-            causes += validate(item, items_schema, f"{path}[{i}]", item_old)
+            causes += _validate(item, items_schema, f"{path}[{i}]", item_old, False, rule_causes)
     return causes
 
 
-def _validate_object(value: dict[str, Any], schema: dict[str, Any], field: str, path: str, old: Any, root: bool) -> list[dict[str, str]]:
+def _validate_object(value: dict[str, Any], schema: dict[str, Any], field: str, path: str, old: Any, root: bool,
+                     rule_causes: list[dict[str, str]]) -> list[dict[str, str]]:
     causes = []
     for req in schema.get("required") or []:
         if req not in value:
@@ -283,5 +344,5 @@ def _validate_object(value: dict[str, Any], schema: dict[str, Any], field: str, 
         sub = props.get(key, extra if isinstance(extra, dict) else None)
         if sub:
             item_old = old.get(key, _NO_CHECK) if isinstance(old, dict) else _NO_CHECK
-            causes += validate(item, sub, f"{path}.{key}" if path else key, item_old)
+            causes += _validate(item, sub, f"{path}.{key}" if path else key, item_old, False, rule_causes)
     return causes
