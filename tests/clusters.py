@@ -75,7 +75,20 @@ def install_crds(kubeconfig: pathlib.Path, kubevirt: bool = True) -> None:
     if kubevirt:
         # server-side: no AlreadyExists race with a KubeVirt simulator registering the same CRDs
         kubectl_run(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(kubevirt_crds()))
-    kubectl_run(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    wait_established(kubeconfig)
+
+
+def wait_established(kubeconfig: pathlib.Path, timeout: float = 60.0) -> None:
+    """Every CRD Established (polled: `kubectl wait` fails on a CRD whose conditions are still null)."""
+    import json
+
+    from tests.waiting import wait_for
+
+    def established() -> bool:
+        crds = json.loads(kubectl_run(kubeconfig, "get", "crd", "-o", "json").stdout)["items"]
+        return all(any(c["type"] == "Established" and c["status"] == "True" for c in (crd.get("status") or {}).get("conditions") or [])
+                   for crd in crds)
+    wait_for("every CRD Established", established, timeout)
 
 
 @contextlib.contextmanager

@@ -52,6 +52,9 @@ class Api:
             response = await self._dispatch(request, info, body, params)
             code = response.status
             return response
+        except errors.PageNotFound as e:
+            code = e.code
+            return aiohttp.web.Response(text=e.TEXT, status=404, content_type="text/plain", charset="utf-8")
         except errors.ApiError as e:
             code = e.code
             return aiohttp.web.json_response(e.status(), status=e.code)
@@ -73,7 +76,7 @@ class Api:
             return self._serve_discovery(request.method, path)
         rt = self.registry.find(info.group, info.version, info.resource)
         if rt is None:
-            raise errors.path_not_found()
+            raise self._not_served(info.group)
         namespace = info.namespace if rt.namespaced else None
         if rt.key == NAMESPACE_KEY:
             namespace = None
@@ -149,6 +152,8 @@ class Api:
             meta["remainingItemCount"] = len(objs) - start - limit
         if tables.wants_table(request.headers.get("Accept", "")):
             return tables.to_table(rt, version, page, meta)
+        if rt.crd_name:
+            meta.setdefault("continue", "")   # an unstructured list always says it, empty on its last page
         return {"kind": rt.list_kind, "apiVersion": rt.api_version(version), "metadata": meta,
                 "items": [_present(o, version) for o in page]}
 
@@ -186,8 +191,12 @@ class Api:
         elif parts[0] == "apis" and len(parts) == 3:
             doc = self.registry.resource_list(parts[1], parts[2])
         if doc is None:
-            raise errors.path_not_found()
+            raise self._not_served(parts[1] if parts[0] == "apis" and len(parts) > 1 else "")
         return _json(doc)
+
+    def _not_served(self, group: str) -> errors.ApiError:
+        """A Status for paths of the core and built-in groups, plain text for those of CRD or unknown groups."""
+        return errors.path_not_found() if not group or self.registry.is_builtin_group(group) else errors.PageNotFound()
 
     # --- the dev cluster's own endpoints ---
     def _serve_devcluster(self, request: aiohttp.web.BaseRequest, path: str, params: dict[str, str]) -> aiohttp.web.StreamResponse:

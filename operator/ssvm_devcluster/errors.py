@@ -17,8 +17,10 @@ class ApiError(Exception):
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": self.message, "reason": self.reason, "code": self.code,
+            "status": "Failure", "message": self.message, "code": self.code,
         }
+        if self.reason:
+            body["reason"] = self.reason
         if self.details is not None:
             body["details"] = self.details
         return body
@@ -39,6 +41,16 @@ def _gr(plural: str, group: str) -> str:
 
 def not_found(plural: str, group: str, name: str) -> ApiError:
     return ApiError(404, "NotFound", f'{_gr(plural, group)} "{name}" not found', _details(plural, name, group))
+
+
+class PageNotFound(ApiError):
+    """What kube-apiserver answers for a path under /apis/<group> of no built-in group: a plain-text
+    404 from its fall-through handler, not a Status."""
+
+    TEXT = "404 page not found\n"
+
+    def __init__(self) -> None:
+        super().__init__(404, "NotFound", self.TEXT.strip(), None)
 
 
 def path_not_found() -> ApiError:

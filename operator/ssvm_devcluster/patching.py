@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import jsonpatch
@@ -93,7 +94,8 @@ def strategic_merge(target: Any, patch: Any, list_keys: dict[str, list[str]] | N
 def _merge_list(field: str, current: Any, patch: list[Any], list_keys: dict[str, list[str]] | None) -> list[Any]:
     current = list(current) if isinstance(current, list) else []
     if field in _MERGED_PRIMITIVES:
-        return current + [v for v in patch if v not in current]
+        merged = current + [v for v in patch if v not in current]
+        return _element_order(merged, patch, current, lambda v: v) if list_keys is None else merged
     keys = (list_keys or {}).get(field)
     if keys is None:
         single = _merge_key(field, patch + current)
@@ -114,7 +116,30 @@ def _merge_list(field: str, current: Any, patch: list[Any], list_keys: dict[str,
             result.append(copy.deepcopy({k: v for k, v in item.items() if k != "$patch"}))
         else:
             result[idx] = strategic_merge(result[idx], item, list_keys)
-    return result
+    if list_keys is not None:
+        return result
+    return _element_order(result, [i for i in patch if i.get("$patch") != "delete"], current, ident)
+
+
+def _element_order(merged: list[Any], patch: list[Any], original: list[Any], ident: Callable[[Any], Any]) -> list[Any]:
+    """The order a strategic merge gives a merged list, as apimachinery's normalizeElementOrder does: the
+    patch's items in the patch's order, the server's other items in theirs, interleaved where the original
+    order says so; an item new to the original goes before the server-only items it meets."""
+    patch_order = [ident(i) for i in patch]
+    server_order = [ident(i) for i in original]
+    right = sorted((m for m in merged if ident(m) in patch_order), key=lambda m: patch_order.index(ident(m)))
+    left = [m for m in merged if ident(m) not in patch_order]
+    out: list[Any] = []
+    i = j = 0
+    while i < len(left) or j < len(right):
+        if j >= len(right) or (i < len(left) and ident(right[j]) in server_order
+                               and server_order.index(ident(left[i])) < server_order.index(ident(right[j]))):
+            out.append(left[i])
+            i += 1
+        else:
+            out.append(right[j])
+            j += 1
+    return out
 
 
 def list_map_keys(schema: dict[str, Any] | None) -> dict[str, list[str]]:

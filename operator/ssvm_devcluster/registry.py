@@ -82,8 +82,6 @@ def builtin_types() -> list[ResourceType]:
         _b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True, has_spec=False),
         _b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
            short=("crd", "crds"), sub=("status",)),
-        _b("k8s.cni.cncf.io", "v1", "network-attachment-definitions", "NetworkAttachmentDefinition", True,
-           short=("net-attach-def",)),
     ]
 
 
@@ -131,6 +129,9 @@ class Registry:
         if rt is None or version not in rt.versions:
             return None
         return rt
+
+    def is_builtin_group(self, group: str) -> bool:
+        return any(rt.group == group and rt.crd_name is None for rt in self.types.values())
 
     def groups(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

@@ -5,6 +5,7 @@ CRD schemas (defaulting, pruning, validation), and CRDs registering their resour
 from __future__ import annotations
 
 import copy
+import json
 import re
 import secrets
 from collections.abc import Callable
@@ -66,6 +67,12 @@ class Writer:
         if not isinstance(obj, dict):
             raise errors.bad_request("the body of the request is not a JSON object")
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if rt.crd_name and not kind:   # custom resources decode as unstructured objects: the kind is required
+            raise errors.bad_request(f"the object provided is unrecognized (must be of type {rt.kind}): Object 'Kind' is missing "
+                                     f"in '{json.dumps(obj, separators=(',', ':'))}'")
+        if rt.crd_name and not api_version:
+            raise errors.bad_request(f"the API version in the data () does not match the expected API version "
+                                     f"({rt.api_version(rt.versions[0])})")
         if kind and kind != rt.kind:
             raise errors.bad_request(f"the kind of the object ({kind}) does not match the kind of the URL ({rt.kind})")
         if api_version and api_version not in [rt.api_version(v) for v in rt.versions]:
@@ -99,6 +106,8 @@ class Writer:
                                                               "message": "Required value: name or generateName is required"}])
             meta["name"] = meta["generateName"] + "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
         obj["apiVersion"], obj["kind"] = rt.api_version(rt.versions[0]), rt.kind
+        if meta.get("resourceVersion"):   # kube-apiserver's storage refuses it, as an internal error
+            raise errors.ApiError(500, "", "resourceVersion should not be set on objects to be created")
         for field in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp", "generation", "managedFields"):
             meta.pop(field, None)
         if "status" in rt.subresources and rt.key != NAMESPACE_KEY:
@@ -109,6 +118,7 @@ class Writer:
         obj = self._admit(rt, version, obj, None, params, warnings)
         if rt.key == CRD_KEY:
             obj = self._crd_admit(obj)
+            obj["status"] = _crd_pending_status(obj)
         if rt.key == NAMESPACE_KEY:
             obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
             obj["spec"] = {"finalizers": ["kubernetes"]}
@@ -117,7 +127,11 @@ class Writer:
             return obj
         stored = self.store.insert(rt.key, obj, generation=rt.has_spec)
         if rt.key == CRD_KEY:
-            self.registry.add(from_crd(stored))
+            # As kube-apiserver: the created CRD has no conditions yet; its names are accepted and it is
+            # Established by a second write a moment later (a MODIFIED event), then its paths are served.
+            established = copy.deepcopy(stored)
+            established["status"] = _crd_established_status(stored, None)
+            self.registry.add(from_crd(self.store.replace(rt.key, stored, established)))
         return stored
 
     # --- update and patch share `_replace` ---
@@ -207,8 +221,9 @@ class Writer:
                 raise errors.invalid(rt.kind, rt.group, meta["name"], [{"reason": "FieldValueForbidden", "field": "metadata.finalizers",
                     "message": f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}"}])
         new = self._admit(rt, version, new, old, params, warnings, status_only=sub == "status")
-        if rt.key == CRD_KEY:
+        if rt.key == CRD_KEY and sub != "status":
             new = self._crd_admit(new)
+            new["status"] = _crd_established_status(new, old.get("status"))
         if rt.has_spec:
             meta = new["metadata"]
             meta["generation"] = old_meta.get("generation", 1) + (1 if _spec_of(rt, new) != _spec_of(rt, old) else 0)
@@ -303,18 +318,34 @@ class Writer:
                            "message": "Invalid value: []: must have exactly one version marked as storage version"})
         if causes:
             raise errors.invalid("CustomResourceDefinition", "apiextensions.k8s.io", crd["metadata"]["name"], causes)
-        stamp = now_iso()
-        crd["status"] = {
-            "acceptedNames": {k: v for k, v in names.items()},
-            "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")],
-            "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found",
-                 "lastTransitionTime": stamp},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                 "message": "the initial names have been accepted", "lastTransitionTime": stamp},
-            ],
-        }
         return crd
+
+
+def _crd_pending_status(crd: dict[str, Any]) -> dict[str, Any]:
+    spec = crd["spec"]
+    return {"conditions": None, "acceptedNames": {"plural": "", "kind": ""},
+            "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")]}
+
+
+def _crd_established_status(crd: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """Names accepted and Established; a condition keeps its lastTransitionTime while its status holds."""
+    spec, stamp = crd["spec"], now_iso()
+    before = {c["type"]: c for c in (old or {}).get("conditions") or []}
+    names = dict(spec.get("names") or {})
+    names.setdefault("singular", names.get("kind", "").lower())
+    names.setdefault("listKind", f"{names.get('kind', '')}List")
+    stored = list((old or {}).get("storedVersions") or [])
+    for version in spec["versions"]:
+        if version.get("storage") and version["name"] not in stored:
+            stored.append(version["name"])
+    conditions = []
+    for type_, reason, message in (("NamesAccepted", "NoConflicts", "no conflicts found"),
+                                   ("Established", "InitialNamesAccepted", "the initial names have been accepted")):
+        kept = before.get(type_, {})
+        since = kept.get("lastTransitionTime") if kept.get("status") == "True" else None
+        conditions.append({"type": type_, "status": "True", "lastTransitionTime": since or stamp, "reason": reason,
+                           "message": message})
+    return {"conditions": conditions, "acceptedNames": names, "storedVersions": stored}
 
 
 def _spec_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:

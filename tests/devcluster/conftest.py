@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.clusters import wait_established
 from tests.devcluster.helpers import Http
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -19,7 +20,7 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 @pytest.fixture(scope="session")
 def widgets_crd(cluster) -> dict[str, Any]:
     cluster.kubectl("apply", "-f", str(FIXTURES / "widgets-crd.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/widgets.test.ssvm.io")
+    wait_established(cluster.kubeconfig_path)
     return yaml.safe_load((FIXTURES / "widgets-crd.yaml").read_text())
 
 

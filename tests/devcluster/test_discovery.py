@@ -39,11 +39,18 @@ async def test_core_and_builtin_groups_are_discoverable(http):
 async def test_custom_resources_appear_and_disappear_with_their_crd(http):
     group = "disco.test.ssvm.io"
     status, body = await http.get(f"/apis/{group}")
-    assert status == 404 and body["kind"] == "Status"
+    assert (status, body) == (404, "404 page not found\n")   # plain text for a group no one serves
+    status, body = await http.get("/api/v1/gadgets")
+    assert status == 404 and body["kind"] == "Status" and body["message"] == "the server could not find the requested resource"
     status, crd = await http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", gadget_crd(group))
     assert status == 201, crd
-    conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
-    assert conditions == {"NamesAccepted": "True", "Established": "True"}
+    # created without conditions; Established a moment later, by a write of its own
+    assert crd["status"]["conditions"] is None and crd["status"]["acceptedNames"] == {"plural": "", "kind": ""}
+    path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}"
+    _, crd = await http.eventually(path, lambda s, b: {c["type"]: c["status"] for c in b["status"].get("conditions") or []}
+                                   == {"NamesAccepted": "True", "Established": "True"})
+    assert crd["status"]["acceptedNames"]["kind"] == "Gadget" and crd["status"]["acceptedNames"]["listKind"] == "GadgetList"
+    await http.eventually(f"/apis/{group}", lambda s, b: s == 200)
 
     status, doc = await http.get(f"/apis/{group}")
     assert status == 200 and doc["preferredVersion"]["version"] == "v1beta1"
@@ -54,16 +61,20 @@ async def test_custom_resources_appear_and_disappear_with_their_crd(http):
     assert entries["gadgets"]["kind"] == "Gadget" and entries["gadgets"]["namespaced"] is False
     assert entries["gadgets"]["shortNames"] == ["gdg"] and entries["gadgets"]["categories"] == ["cloud"]
     assert "gadgets/status" in entries
-    status, index = await http.get("/openapi/v3")
-    assert f"apis/{group}/v1beta1" in index["paths"]
+    # the OpenAPI index lists it once kube-apiserver's OpenAPI controller has caught up
+    await http.eventually("/openapi/v3", lambda s, b: f"apis/{group}/v1beta1" in b["paths"])
 
-    status, created = await http.post(f"/apis/{group}/v1beta1/gadgets", {"metadata": {"name": "g1"}, "spec": {"x": 1}})
+    status, refused = await http.post(f"/apis/{group}/v1beta1/gadgets", {"metadata": {"name": "g1"}, "spec": {"x": 1}})
+    assert status == 400 and "Object 'Kind' is missing" in refused["message"]   # a custom resource must name its kind
+    status, created = await http.post(f"/apis/{group}/v1beta1/gadgets", {"apiVersion": f"{group}/v1beta1", "kind": "Gadget",
+                                                                         "metadata": {"name": "g1"}, "spec": {"x": 1}})
     assert status == 201, created
 
-    status, _ = await http.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}")
+    status, _ = await http.delete(path)
     assert status == 200
-    status, _ = await http.get(f"/apis/{group}")
-    assert status == 404
+    # the CRD's instances go first (its cleanup finalizer), then the CRD and its paths
+    await http.eventually(path, lambda s, b: s == 404)
+    await http.eventually(f"/apis/{group}", lambda s, b: s == 404)
     status, _ = await http.get(f"/apis/{group}/v1beta1/gadgets/g1")
     assert status == 404
     status, groups = await http.get("/apis")

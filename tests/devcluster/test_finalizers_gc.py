@@ -15,6 +15,11 @@ def cm(name: str, owner: dict | None = None, finalizers: list[str] | None = None
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}
 
 
+# kube-controller-manager's garbage collector watches a kind from its next discovery resync (every 30 s):
+# on the real control plane a kind just created may wait that long (the dev cluster collects at once).
+GC_TIMEOUT = 60.0
+
+
 def gone(status, body) -> bool:
     return status == 404
 
@@ -50,8 +55,8 @@ async def test_background_garbage_collection(http, ns):
     await http.post(f"/api/v1/namespaces/{ns}/configmaps", cm("independent"))
     status, _ = await http.delete(widgets_path(ns, "owner"))
     assert status == 200
-    await http.eventually(f"/api/v1/namespaces/{ns}/configmaps/dep1", gone)
-    await http.eventually(f"/api/v1/namespaces/{ns}/configmaps/dep2", gone)
+    await http.eventually(f"/api/v1/namespaces/{ns}/configmaps/dep1", gone, GC_TIMEOUT)
+    await http.eventually(f"/api/v1/namespaces/{ns}/configmaps/dep2", gone, GC_TIMEOUT)
     status, _ = await http.get(f"/api/v1/namespaces/{ns}/configmaps/independent")
     assert status == 200
 
@@ -63,11 +68,11 @@ async def test_foreground_deletion_waits_for_dependents(http, ns):
     assert status == 200 and "foregroundDeletion" in deleting["metadata"]["finalizers"]
     # the dependent is being deleted, but its finalizer holds it, and so the owner stays too
     await http.eventually(f"/api/v1/namespaces/{ns}/configmaps/held",
-                          lambda s, b: s == 200 and b["metadata"].get("deletionTimestamp"))
+                          lambda s, b: s == 200 and b["metadata"].get("deletionTimestamp"), GC_TIMEOUT)
     status, still = await http.get(widgets_path(ns, "fg"))
     assert status == 200
     await http.patch(f"/api/v1/namespaces/{ns}/configmaps/held", {"metadata": {"finalizers": None}})
-    await http.eventually(widgets_path(ns, "fg"), gone)
+    await http.eventually(widgets_path(ns, "fg"), gone, GC_TIMEOUT)
 
 
 async def test_orphan_deletion_keeps_dependents(http, ns):
@@ -75,7 +80,7 @@ async def test_orphan_deletion_keeps_dependents(http, ns):
     await http.post(f"/api/v1/namespaces/{ns}/configmaps", cm("kept", owner))
     status, _ = await http.delete(widgets_path(ns, "orph"), propagationPolicy="Orphan")
     assert status == 200
-    await http.eventually(widgets_path(ns, "orph"), gone)
+    await http.eventually(widgets_path(ns, "orph"), gone, GC_TIMEOUT)
     status, kept = await http.get(f"/api/v1/namespaces/{ns}/configmaps/kept")
     assert status == 200 and "ownerReferences" not in kept["metadata"]
 
@@ -84,7 +89,7 @@ async def test_deleting_a_namespace_deletes_its_content(http, ns):
     await http.post(widgets_path(ns), widget("inside"))
     status, deleting = await http.delete(f"/api/v1/namespaces/{ns}")
     assert status == 200 and deleting["status"]["phase"] == "Terminating"
-    await http.eventually(f"/api/v1/namespaces/{ns}", gone)
+    await http.eventually(f"/api/v1/namespaces/{ns}", gone, GC_TIMEOUT)
     status, _ = await http.get(widgets_path(ns, "inside"))
     assert status == 404
 

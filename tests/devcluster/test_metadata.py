@@ -22,6 +22,9 @@ async def test_create_stamps_uid_timestamp_resource_version_and_generation(http,
 async def test_client_supplied_server_fields_are_ignored(http, ns):
     body = widget("c")
     body["metadata"].update(uid="mine", resourceVersion="999999", generation=7, creationTimestamp="2000-01-01T00:00:00Z")
+    status, refused = await http.post(widgets_path(ns), body)
+    assert status == 500 and refused["message"] == "resourceVersion should not be set on objects to be created"
+    del body["metadata"]["resourceVersion"]
     status, c = await http.post(widgets_path(ns), body)
     assert status == 201
     assert c["metadata"]["uid"] != "mine" and c["metadata"]["generation"] == 1

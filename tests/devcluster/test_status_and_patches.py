@@ -50,20 +50,30 @@ async def test_json_patch_and_merge_patch(http, ns):
 
 
 async def test_strategic_merge_patch_on_builtins_and_refusal_on_custom_resources(http, ns):
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-           "spec": {"containers": [{"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]},
-                                   {"name": "b", "image": "b:1"}]}}
-    status, _ = await http.post(f"/api/v1/namespaces/{ns}/pods", pod)
-    assert status == 201
-    smp = {"spec": {"containers": [{"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]},
-                                   {"name": "b", "$patch": "delete"}]},
+    # a Deployment (a Pod's containers may not change after creation on a real server)
+    labels = {"app": "smp"}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                  "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+                      "containers": [{"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]},
+                                     {"name": "b", "image": "b:1"}]}}}}
+    path = f"/apis/apps/v1/namespaces/{ns}/deployments/d"
+    status, created = await http.post(f"/apis/apps/v1/namespaces/{ns}/deployments", deployment)
+    assert status == 201, created
+    smp = {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]},
+                                                         {"name": "b", "$patch": "delete"}]}}},
            "metadata": {"finalizers": ["x/y"]}}
-    status, obj = await http.patch(f"/api/v1/namespaces/{ns}/pods/p", smp, ctype="application/strategic-merge-patch+json")
+    status, obj = await http.patch(path, smp, ctype="application/strategic-merge-patch+json")
     assert status == 200, obj
-    containers = obj["spec"]["containers"]
+    containers = obj["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["a"] and containers[0]["image"] == "a:2"
-    assert containers[0]["env"] == [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]
-    await http.patch(f"/api/v1/namespaces/{ns}/pods/p", {"metadata": {"finalizers": None}})
+    # apimachinery's element order: an item new to the list goes before the server's other items
+    assert containers[0]["env"] == [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]
+    assert obj["metadata"]["finalizers"] == ["x/y"]
+    status, obj = await http.patch(path, {"metadata": {"finalizers": ["a/b"]}}, ctype="application/strategic-merge-patch+json")
+    assert obj["metadata"]["finalizers"] == ["a/b", "x/y"]
+    status, obj = await http.patch(path, {"metadata": {"finalizers": ["x/y", "c/d"]}}, ctype="application/strategic-merge-patch+json")
+    assert obj["metadata"]["finalizers"] == ["a/b", "x/y", "c/d"]   # the patch's order where both lists know the items
+    await http.patch(path, {"metadata": {"finalizers": None}})
     await http.post(widgets_path(ns), widget("smp"))
     status, body = await http.patch(widgets_path(ns, "smp"), {"spec": {"size": 2}}, ctype="application/strategic-merge-patch+json")
     assert status == 415 and body["reason"] == "UnsupportedMediaType"
@@ -78,7 +88,8 @@ async def test_apply_patch_creates_then_merges_list_maps(http, ns):
                                    {"status": {"conditions": [{"type": "A", "status": "True"}, {"type": "B", "status": "True"}]}})
     status, obj = await http.patch(widgets_path(ns, "ap", "status"),
                                    yaml.safe_dump({**applied, "status": {"conditions": [{"type": "B", "status": "False"}]}}),
-                                   ctype="application/apply-patch+yaml", fieldManager="test")
+                                   ctype="application/apply-patch+yaml", fieldManager="test", force="true")
+    # force: B's status belongs to the merge patch's manager (the dev cluster keeps no field owners; docs/devcluster.md)
     assert status == 200, obj
     assert obj["status"]["conditions"] == [{"type": "A", "status": "True"}, {"type": "B", "status": "False"}]
 
