@@ -131,7 +131,9 @@ class Writer:
             # Established by a second write a moment later (a MODIFIED event), then its paths are served.
             established = copy.deepcopy(stored)
             established["status"] = _crd_established_status(stored, None)
-            self.registry.add(from_crd(self.store.replace(rt.key, stored, established)))
+            kind = from_crd(self.store.replace(rt.key, stored, established))
+            self.registry.add(kind)
+            self.store.compacted[kind.key] = self.store.rv   # a kind's watch history starts when it is served
         return stored
 
     # --- update and patch share `_replace` ---

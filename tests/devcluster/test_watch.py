@@ -124,3 +124,19 @@ async def test_a_watch_list_never_delivers_an_older_version_after_a_newer_one(ht
     results = await asyncio.wait_for(asyncio.gather(writer(), *(watcher(i * 0.01) for i in range(20))), timeout=60)
     for seen in results[1:]:
         assert seen == sorted(seen), f"a watch went back in time: {seen}"
+
+
+async def test_a_watch_from_before_the_kind_existed_is_gone(http, ns):
+    # kube-apiserver's watch cache of a kind starts when the kind is served: older versions are 410 Gone
+    for _ in range(100):   # a real server answers 429 while a new kind's watch cache fills
+        async with http.session.get(http.url + widgets_path(ns), params={"watch": "true", "resourceVersion": "1",
+                                                                          "timeoutSeconds": "2"}) as r:
+            if r.status != 429:
+                assert r.status == 200, await r.text()
+                events = [json.loads(line) for line in [await r.content.readline()] if line.strip()]
+                break
+        await asyncio.sleep(0.2)
+    assert events and events[0]["type"] == "ERROR", events
+    status = events[0]["object"]
+    assert (status["code"], status["reason"]) == (410, "Expired")
+    assert status["message"].startswith("too old resource version: 1 (")
