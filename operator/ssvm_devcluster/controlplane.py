@@ -98,12 +98,14 @@ class ControlPlane:
     `cp.operator_kubeconfig_path` the operator ServiceAccount's."""
 
     def __init__(self, bin_dir: str | os.PathLike[str] | None = None, workdir: str | os.PathLike[str] | None = None,
-                 log: bool = False) -> None:
+                 log: bool = False, audit: bool = False) -> None:
+        """`audit=True` writes kube-apiserver's audit log (every request, metadata only) for `requests()`."""
         self.bin_dir = pathlib.Path(bin_dir) if bin_dir else None
         self._own_workdir = workdir is None
         self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="ssvm-control-plane-"))
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.log = log
+        self.audit = audit
         self.url = ""
 
     # --- paths ---
@@ -164,7 +166,7 @@ class ControlPlane:
             "--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", str(certs / "sa.pub"),
             "--service-account-signing-key-file", str(certs / "sa.key"), "--cert-dir", str(certs),
             "--disable-admission-plugins", "ServiceAccount", "--enable-priority-and-fairness=false",
-            "--storage-media-type", "application/json", "--v", "1",
+            "--storage-media-type", "application/json", "--v", "1", *self._audit_flags(),
         ])
         ca = str(certs / "ca.crt")
         self.kubeconfig_path.write_text(kubeconfig_text(self.url, certs / "ca.crt", self.admin_token, "ssvm-test-admin"))
@@ -180,6 +182,33 @@ class ControlPlane:
         time.sleep(0.2)
         if self.processes["kube-controller-manager"].poll() is not None:
             raise RuntimeError(f"kube-controller-manager exited:\n{self.logs('kube-controller-manager')}")
+
+    @property
+    def audit_log_path(self) -> pathlib.Path:
+        return self.workdir / "audit.log"
+
+    def _audit_flags(self) -> list[str]:
+        if not self.audit:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(json.dumps({"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+                                      "omitStages": ["RequestReceived", "ResponseStarted"], "rules": [{"level": "Metadata"}]}))
+        return ["--audit-policy-file", str(policy), "--audit-log-path", str(self.audit_log_path), "--audit-log-mode", "blocking"]
+
+    def requests(self, since: int = 0) -> list[dict[str, Any]]:
+        """Resource requests from the audit log, shaped as the dev cluster's request log (`seq` counts from 1)."""
+        out: list[dict[str, Any]] = []
+        lines = self.audit_log_path.read_text().splitlines() if self.audit_log_path.exists() else []
+        for seq, line in enumerate(lines, start=1):
+            if seq <= since:
+                continue
+            event = json.loads(line)
+            ref = event.get("objectRef") or {}
+            out.append({"seq": seq, "verb": event.get("verb", ""), "group": ref.get("apiGroup", ""), "resource": ref.get("resource", ""),
+                        "subresource": ref.get("subresource", ""), "namespace": ref.get("namespace"),
+                        "user": (event.get("user") or {}).get("username", ""), "userAgent": event.get("userAgent", ""),
+                        "code": (event.get("responseStatus") or {}).get("code")})
+        return out
 
     def admin_request(self, method: str, path: str, body: Any = None) -> Any:
         """One JSON call as the admin (for setting the cluster up; tests use kubectl or a client)."""
