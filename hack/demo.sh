@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# The demo: starts the embedded dev cluster and the operator, applies the CRDs and examples/ with
-# kubectl, waits for them to converge and shows the result. Ctrl-C (or the end) stops everything.
-#   hack/demo.sh           run the demo and stop
-#   hack/demo.sh --keep    leave the cluster and operator running until Ctrl-C (prints KUBECONFIG)
+# The demo: starts a control plane and the operator, applies the CRDs and examples/ with kubectl,
+# waits for them to converge and shows the result. Ctrl-C (or the end) stops everything.
+#   hack/demo.sh                        on the embedded dev cluster (an emulation; starts at once)
+#   hack/demo.sh --control-plane real   on kube-apiserver, etcd and kube-controller-manager built from
+#                                       their Go modules (the first run builds them: about 6 minutes),
+#                                       the operator logged in as the chart's ServiceAccount
+#   hack/demo.sh --keep                 leave everything running until Ctrl-C (prints KUBECONFIG)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 KEEP=0
-[ "${1:-}" = "--keep" ] && KEEP=1
+CONTROL_PLANE=dev
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --keep) KEEP=1 ;;
+    --control-plane) CONTROL_PLANE=${2:-}; shift ;;
+    --control-plane=*) CONTROL_PLANE=${1#*=} ;;
+    *) echo "usage: hack/demo.sh [--keep] [--control-plane dev|real]" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$CONTROL_PLANE" in dev|real) ;; *) echo "--control-plane is dev or real, not '$CONTROL_PLANE'" >&2; exit 2 ;; esac
 
 hack/setup.sh
 export PATH="$ROOT/.venv/bin:$ROOT/.tools/bin:$PATH"
@@ -29,18 +42,37 @@ trap 'exit 130' INT TERM
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "starting the embedded dev cluster"
-ssvm-operator devcluster --port 0 --kubeconfig "$WORK/kubeconfig" >"$WORK/devcluster.log" 2>&1 &
+if [ "$CONTROL_PLANE" = real ]; then
+  step "building (or reusing) the real control plane: hack/build-control-plane.sh"
+  SSVM_CONTROL_PLANE_BIN=$(hack/build-control-plane.sh)
+  export SSVM_CONTROL_PLANE_BIN
+  step "starting etcd, kube-apiserver and kube-controller-manager, with the KubeVirt simulator and simulated guests"
+else
+  step "starting the embedded dev cluster"
+fi
+ssvm-operator devcluster --control-plane "$CONTROL_PLANE" --kubeconfig "$WORK/kubeconfig" >"$WORK/devcluster.log" 2>"$WORK/devcluster.err" &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q '^kubeconfig: ' "$WORK/devcluster.log" && break; sleep 0.2; done
-grep '^kubeconfig: ' "$WORK/devcluster.log" || { cat "$WORK/devcluster.log"; echo "dev cluster did not start" >&2; exit 1; }
+for _ in $(seq 300); do grep -q '^kubeconfig: ' "$WORK/devcluster.log" && break; sleep 0.2; done
+grep '^kubeconfig: ' "$WORK/devcluster.log" || { cat "$WORK/devcluster.log" "$WORK/devcluster.err"; echo "the control plane did not start" >&2; exit 1; }
 export KUBECONFIG="$WORK/kubeconfig"
+OPERATOR_KUBECONFIG=$KUBECONFIG
 
 step "kubectl apply -f crds/"
 kubectl apply -f crds/
+# jsonpath, not condition=: a CRD just created has null conditions, which `--for=condition` fails on
+kubectl wait --for=jsonpath='{.status.conditions[?(@.type=="Established")].status}'=True --timeout=60s \
+  crd/zones.ssvm.io crd/imagestores.ssvm.io crd/secondarystoragevms.ssvm.io
+
+if [ "$CONTROL_PLANE" = real ]; then
+  step "the chart's RBAC: helm template --show-only templates/rbac.yaml | kubectl apply -f -"
+  OPERATOR_KUBECONFIG=$(sed -n 's/^operator-kubeconfig: //p' "$WORK/devcluster.log")
+  helm template ssvm charts/ssvm-operator --namespace ssvm-system --set serviceAccount.name=ssvm-operator \
+    --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml | kubectl apply -f -
+  echo "the operator logs in as $(kubectl --kubeconfig "$OPERATOR_KUBECONFIG" auth whoami -o jsonpath='{.status.userInfo.username}')"
+fi
 
 step "starting the operator: ssvm-operator run -A"
-ssvm-operator run -A --metrics-port 0 --liveness none --scan-interval 10 >"$WORK/operator.log" 2>&1 &
+KUBECONFIG="$OPERATOR_KUBECONFIG" ssvm-operator run -A --metrics-port 0 --liveness none --scan-interval 10 >"$WORK/operator.log" 2>&1 &
 PIDS+=($!)
 
 step "kubectl apply -f examples/"

@@ -1,11 +1,15 @@
-"""Serve an embedded, emulated Kubernetes API on 127.0.0.1 for demos and tests.
+"""Serve a Kubernetes API on 127.0.0.1 for demos and tests: the embedded dev cluster (default), or the
+real control plane (etcd, kube-apiserver, kube-controller-manager built from their Go modules by
+hack/build-control-plane.sh, which this builds once and caches).
 
-It behaves as a real API server where the operator and kubectl depend on it: discovery, CRDs
-registered when applied (with schema defaults, pruning, validation and CEL rules),
+The dev cluster behaves as a real API server where the operator and kubectl depend on it: discovery,
+CRDs registered when applied (with schema defaults, pruning, validation and CEL rules),
 resourceVersion conflicts, generation, the status subresource, watches, label selectors,
-finalizers and owner-reference garbage collection. Once serving it prints one line,
-`kubeconfig: <path>`, and runs until SIGINT or SIGTERM. Simulators of other controllers run
-inside it unless --no-simulators is given. Needs the `devcluster` extra: pip install '.[devcluster]'.
+finalizers and owner-reference garbage collection. Once serving it prints `kubeconfig: <path>`
+(and with `--control-plane real` a second line, `operator-kubeconfig: <path>`: the ServiceAccount
+`ssvm-system/ssvm-operator`, authorised only by the RBAC you give it) and runs until SIGINT or
+SIGTERM. Simulators of other controllers (KubeVirt, SSVM guests) run beside it unless
+--no-simulators is given. Needs the `devcluster` extra: pip install '.[devcluster]'.
 """
 from __future__ import annotations
 
@@ -13,10 +17,13 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: a free one; dev cluster only)")
     parser.add_argument("--kubeconfig", metavar="PATH", default=None,
                         help="where to write the kubeconfig (default: a new temporary directory)")
     parser.add_argument("--no-simulators", action="store_true", help="do not run the simulators of other controllers")
+    parser.add_argument("--control-plane", choices=("dev", "real"), default="dev",
+                        help="dev: the embedded emulation (starts at once); real: kube-apiserver, etcd and "
+                             "kube-controller-manager (the first use builds them, several minutes)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,26 +32,61 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import sys
 
-    from ssvm_devcluster.server import Running, serve
     from ssvm_devcluster.simulators import default_simulators
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sims = [] if args.no_simulators else default_simulators()
 
-    async def main() -> None:
+    async def until_signalled(serving) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        await serving(stop)
+
+    try:
+        if args.control_plane == "real":
+            return _run_real(args, sims, until_signalled)
+        from ssvm_devcluster.server import Running, serve
 
         def ready(running: Running) -> None:
             print(f"kubeconfig: {running.kubeconfig_path}", flush=True)
 
-        sims = [] if args.no_simulators else default_simulators()
-        await serve(port=args.port, kubeconfig=args.kubeconfig, simulators=sims, ready=ready, stop=stop)
-
-    try:
-        asyncio.run(main())
+        asyncio.run(until_signalled(lambda stop: serve(port=args.port, kubeconfig=args.kubeconfig, simulators=sims,
+                                                       ready=ready, stop=stop)))
     except OSError as e:
         print(f"devcluster: cannot serve: {e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _run_real(args: argparse.Namespace, sims: list, until_signalled) -> int:
+    import asyncio
+    import pathlib
+    import shutil
+    import subprocess
+    import sys
+
+    from ssvm_devcluster.controlplane import ControlPlane
+    from ssvm_devcluster.simulators import Endpoint, run_all
+
+    if args.port:
+        print("devcluster: --port applies to the dev cluster only (the real control plane takes free ports)", file=sys.stderr)
+        return 2
+    try:
+        cp = ControlPlane().start()
+    except (subprocess.CalledProcessError, RuntimeError, TimeoutError) as e:
+        print(f"devcluster: the real control plane did not start: {e}", file=sys.stderr)
+        return 1
+    try:
+        kubeconfig = cp.kubeconfig_path
+        if args.kubeconfig:
+            kubeconfig = pathlib.Path(args.kubeconfig)
+            kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cp.kubeconfig_path, kubeconfig)
+        print(f"kubeconfig: {kubeconfig}", flush=True)
+        print(f"operator-kubeconfig: {cp.operator_kubeconfig_path}", flush=True)
+        asyncio.run(until_signalled(lambda stop: run_all(sims, Endpoint.from_kubeconfig(cp.kubeconfig_path), stop)))
+    finally:
+        cp.stop()
     return 0

@@ -158,9 +158,9 @@ async def run_one(sim: Simulator, endpoint: Endpoint, stop: asyncio.Event) -> No
 async def run_all(simulators: list[Simulator], endpoint: Endpoint, stop: asyncio.Event, grace: float = 5.0) -> None:
     """Run every simulator until `stop`; give them `grace` seconds to finish, then cancel the rest."""
     tasks = [asyncio.create_task(run_one(sim, endpoint, stop), name=f"simulator-{sim.name}") for sim in simulators]
+    await stop.wait()
     if not tasks:
         return
-    await stop.wait()
     _, pending = await asyncio.wait(tasks, timeout=grace)
     for task in pending:
         task.cancel()
