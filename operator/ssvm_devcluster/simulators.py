@@ -25,6 +25,7 @@ import importlib
 import json
 import logging
 import os
+import pathlib
 import ssl
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -77,7 +78,7 @@ class Endpoint:
 
     @classmethod
     def from_kubeconfig(cls, path: str | os.PathLike[str]) -> "Endpoint":
-        config = yaml.safe_load(open(path).read())
+        config = yaml.safe_load(pathlib.Path(path).read_text())
         context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
         cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
         user = next((u.get("user") or {} for u in config.get("users") or [] if u["name"] == context.get("user")), {})

@@ -143,6 +143,8 @@ def has_rules(schema: Any) -> bool:
     if seen is not None and seen[0] is schema:
         return seen[1]
     found = _search_rules(schema)
+    if len(_HAS_RULES) > 256:   # schemas replaced by CRD updates are not remembered forever
+        _HAS_RULES.clear()
     _HAS_RULES[id(schema)] = (schema, found)
     return found
 
