@@ -120,30 +120,24 @@ class KubeClient:
     def _plain(self, obj: Any) -> dict[str, Any]:
         return self.api_client.sanitize_for_serialization(obj)
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+    async def _plain_or_none(self, none_on: int, fn: Any, *args: Any) -> dict[str, Any] | None:
+        """The call's object as plain JSON, or None when the API answers `none_on` (404 missing, 409 lost race)."""
         try:
-            return self._plain(await self._call(self.core.read_namespaced_secret, name, namespace))
+            return self._plain(await self._call(fn, *args))
         except ApiError as e:
-            if e.status == 404:
+            if e.status == none_on:
                 return None
             raise
 
+    async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._plain_or_none(404, self.core.read_namespaced_secret, name, namespace)
+
     async def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            return self._plain(await self._call(self.core.create_namespaced_secret, namespace, body))
-        except ApiError as e:
-            if e.status == 409:
-                return None
-            raise
+        return await self._plain_or_none(409, self.core.create_namespaced_secret, namespace, body)
 
     async def replace_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """PUT with the body's resourceVersion: None when someone else wrote the Secret first (409)."""
-        try:
-            return self._plain(await self._call(self.core.replace_namespaced_secret, body["metadata"]["name"], namespace, body))
-        except ApiError as e:
-            if e.status == 409:
-                return None
-            raise
+        return await self._plain_or_none(409, self.core.replace_namespaced_secret, body["metadata"]["name"], namespace, body)
 
     async def delete_secret(self, namespace: str, name: str) -> bool:
         try:

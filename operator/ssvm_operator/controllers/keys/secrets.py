@@ -231,6 +231,16 @@ class KeyStore:
     async def replace(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
         return await self._secrets("replace", namespace, body)
 
+    async def _referenced_or_made(self, namespace: str, name: str, referenced: bool, missing_reason: str, field: str,
+                                  build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A Secret the user names (it must exist), or the one the operator makes with `build` when absent."""
+        if not referenced:
+            return await self._read_or_create(namespace, name, build)
+        secret = await self.read(namespace, name)
+        if secret is None:
+            raise KeyMaterialError(missing_reason, f"Secret {namespace}/{name} ({field}) does not exist")
+        return secret
+
     async def _read_or_create(self, namespace: str, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         found = await self.read(namespace, name)
         if found is not None:
@@ -290,17 +300,12 @@ class KeyStore:
         ref = ((zone.get("spec") or {}).get("secondaryStorage") or {}).get("sshKeySecretRef")
         name, key = self.operator_secret_ref(zone)
 
+        def build() -> dict[str, Any]:
+            pair = generate_keypair("ssvm-operator")
+            return _secret(ns, name, {PRIVATE: pair.private_openssh, PUBLIC: pair.public_openssh}, type_="kubernetes.io/ssh-auth")
+
         async def make() -> OperatorKeys:
-            if ref:
-                secret = await self.read(ns, name)
-                if secret is None:
-                    raise KeyMaterialError("SSHKeySecretNotFound", f"Secret {ns}/{name} (sshKeySecretRef) does not exist")
-            else:
-                def build() -> dict[str, Any]:
-                    pair = generate_keypair("ssvm-operator")
-                    return _secret(ns, name, {PRIVATE: pair.private_openssh, PUBLIC: pair.public_openssh},
-                                   type_="kubernetes.io/ssh-auth")
-                secret = await self._read_or_create(ns, name, build)
+            secret = await self._referenced_or_made(ns, name, bool(ref), "SSHKeySecretNotFound", "sshKeySecretRef", build)
             return operator_keys_of(secret, ns, name, key)
 
         return await self._once(("op", ns, name, key), make)
@@ -316,15 +321,12 @@ class KeyStore:
         ref = ((zone.get("spec") or {}).get("secondaryStorage") or {}).get("copyPasswordSecretRef")
         name, key = (ref["name"], ref["key"]) if ref else (copy_password_secret_name(meta["name"]), PASSWORD)
 
+        zone_body = {"apiVersion": "ssvm.io/v1alpha1", "kind": "Zone", "metadata": meta}
+
         async def make() -> CopyPassword:
-            if ref:
-                secret = await self.read(ns, name)
-                if secret is None:
-                    raise KeyMaterialError("CopyPasswordSecretNotFound", f"Secret {ns}/{name} (copyPasswordSecretRef) does not exist")
-            else:
-                zone_body = {"apiVersion": "ssvm.io/v1alpha1", "kind": "Zone", "metadata": meta}
-                secret = await self._read_or_create(ns, name, lambda: _secret(
-                    ns, name, {PASSWORD: pysecrets.token_urlsafe(24)}, owner=zone_body, labels={"ssvm.io/zone": meta["name"]}))
+            secret = await self._referenced_or_made(ns, name, bool(ref), "CopyPasswordSecretNotFound", "copyPasswordSecretRef",
+                                                    lambda: _secret(ns, name, {PASSWORD: pysecrets.token_urlsafe(24)},
+                                                                    owner=zone_body, labels={"ssvm.io/zone": meta["name"]}))
             value = secret_value(secret, key)
             if not value:
                 raise KeyMaterialError("CopyPasswordMissing", f"Secret {ns}/{name} has no key {key}")
