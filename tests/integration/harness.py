@@ -39,9 +39,20 @@ class OperatorThread:
         assert self.ready_flag.wait(30), "operator did not start"
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self.stop_flag.set()
         self.thread.join(30)
+        if exc_type is None:   # a test that failed already says why; otherwise the operator's own end is checked
+            self.check(stopped=True)
+
+    def check(self, stopped: bool = False) -> None:
+        """Fails the test if the operator crashed, or (once stopped) did not stop."""
+        if self.error is not None:
+            raise AssertionError(f"the operator crashed: {type(self.error).__name__}: {self.error}") from self.error
+        if stopped and self.thread.is_alive():
+            raise AssertionError("the operator did not stop within 30 s of its stop flag")
+        if not stopped and not self.thread.is_alive():
+            raise AssertionError("the operator stopped on its own during the test")
 
 
 class Api:

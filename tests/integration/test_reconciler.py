@@ -93,11 +93,18 @@ def test_deleted_ssvm_is_replaced_and_its_vm_destroyed(api, memory, operator):
     api.store("s1", "z1")
     api.store("s2", "z1")
     wait_for("2 running SSVMs", running(api, 2))
+    old_uid = api.get(c.SSVM_PLURAL, "z1-ssvm-1")["metadata"]["uid"]
+    destroys = memory.calls["destroy"]
     api.delete(c.SSVM_PLURAL, "z1-ssvm-1")
-    wait_for("replacement running", lambda: (s := states(api)) and len(s) == 2 and all(v == "Running" for v in s.values())
-             and api.get(c.SSVM_PLURAL, "z1-ssvm-1") is None or (s if len(s) == 2 and all(v == "Running" for v in s.values()) and
-                                                                  memory.vms.get((api.ns, "z1-ssvm-1")) is not None and False else None))
-    wait_for("2 SSVMs with VMs", lambda: len(api.ssvms()) == 2 and set(k[1] for k in memory.vms) == set(api.ssvms()))
+
+    def replaced():
+        ssvms = api.ssvms()
+        gone = "z1-ssvm-1" not in ssvms or ssvms["z1-ssvm-1"]["metadata"]["uid"] != old_uid
+        return (gone and running(api, 2)() and ssvms) or None
+    ssvms = wait_for("a replacement running beside z1-ssvm-2", replaced)
+    assert "z1-ssvm-2" in ssvms and len(ssvms) == 2, "one replacement, nothing more"
+    wait_for("the deleted SSVM's VM destroyed", lambda: memory.calls["destroy"] >= destroys + 1
+             and {k[1] for k in memory.vms if k[0] == api.ns} == set(api.ssvms()))
     wait_for("SSVMDestroyed event", lambda: "SSVMDestroyed" in reasons(api, "z1-ssvm-1"))
 
 
@@ -123,7 +130,11 @@ def test_disabling_ssvms_stops_them_without_destroying(api, memory, operator):
     zone = wait_for("zone ready as disabled", lambda: (z := api.get(c.ZONE_PLURAL, "z1")) and
                     condition(z, "Ready").get("reason") == "SecondaryStorageDisabled" and z)
     assert condition(zone, "SecondaryStorageEnabled")["status"] == "False"
-    api.store("s3", "z1")   # a disabled zone gets no new SSVM
+    api.store("s3", "z1")
+    # the zone's pass that counts the third store is the one that would create for it
+    wait_for("the disabled zone counts 3 stores", lambda: (api.get(c.ZONE_PLURAL, "z1").get("status") or {}).get("imageStores") == 3)
+    assert set(api.ssvms()) == {"z1-ssvm-1", "z1-ssvm-2"}, "a disabled zone gets no new SSVM"
+    assert set(states(api).values()) == {"Stopped"} and len([k for k in memory.vms if k[0] == api.ns]) == 2
     api.patch(c.ZONE_PLURAL, "z1", {"spec": {"secondaryStorage": {"enabled": True}}})
     wait_for("3 running after enabling", running(api, 3))
 
