@@ -103,7 +103,11 @@ class ApiClient:
         data = None if body is None else json.dumps(body)
         headers = {**self.headers, "Content-Type": content_type}
         async with self.session.request(method, self.url + path, data=data, headers=headers, params=params) as resp:
-            return resp.status, await resp.json(content_type=None)
+            text = await resp.text()
+            try:
+                return resp.status, json.loads(text) if text else None
+            except ValueError:   # kube-apiserver answers a kind it does not serve yet with plain text
+                return resp.status, {"message": text[:500]}
 
     async def get(self, path: str, **params: str) -> tuple[int, Any]:
         return await self.request("GET", path, params=params or None)

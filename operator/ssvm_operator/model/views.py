@@ -17,6 +17,11 @@ UPGRADING_ANNOTATION = f"{c.GROUP}/upgrading"
 COUNTED_STATES = ("Running", "Migrating", "Starting", "Stopped", "Stopping")
 IN_FLIGHT_STATES = (None, "Creating", "Error")
 NOT_UP_STATES = ("Destroyed",)  # an Error SSVM is retried (HA) in its slot, not doubled
+# Ready reasons of an SSVM on its way up (booting, being configured): not a failure to report on the zone.
+PROGRESS_REASONS = frozenset({
+    "Creating", "Starting", "Stopping", "Stopped", "Migrating", "NotRunning", "VMNotRunning", "VMNotCreated", "VMProvisioning",
+    "VMStarting", "VMStopping", "VMStopped", "VMMigrating", "NoControlAddress", "ConnectionRefused", "Unreachable", "Timeout",
+})
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,8 @@ class SSVMView:
     active_sessions: int = 0
     pool_restart: bool = False
     ready: bool = False                # its Ready condition is True
+    ready_reason: str = ""             # and its reason and message when it is False
+    ready_message: str = ""
     up_to_date: str | None = None      # its UpToDate condition's status
     outdated_reason: str = ""          # and reason when False
     upgrading: str | None = None       # the rolling update's request token while it is being replaced
@@ -117,10 +124,18 @@ class SSVMView:
             deleting=bool(meta.get("deletionTimestamp")),
             active_sessions=_get(status, "health", "activeSessions", default=0) or 0,
             pool_restart=POOL_RESTART_ANNOTATION in (meta.get("annotations") or {}),
-            ready=(conds.get("Ready") or {}).get("status") == "True", up_to_date=up.get("status"),
+            ready=(ready_cond := conds.get("Ready") or {}).get("status") == "True", up_to_date=up.get("status"),
+            ready_reason=ready_cond.get("reason", "") if ready_cond.get("status") == "False" else "",
+            ready_message=ready_cond.get("message", "") if ready_cond.get("status") == "False" else "",
             outdated_reason=up.get("reason", "") if up.get("status") == "False" else "",
             upgrading=(meta.get("annotations") or {}).get(UPGRADING_ANNOTATION),
             observed_recreate=status.get("observedRecreateRequest"), observed_reboot=status.get("observedRebootRequest"))
+
+    @property
+    def failing(self) -> bool:
+        """Wanted running, and its Ready says a failure rather than progress (HostKeyMismatch, a missing Secret...)."""
+        return (not self.deleting and self.desired_state == "Running" and bool(self.ready_reason)
+                and self.ready_reason not in PROGRESS_REASONS and not self.ready_reason.endswith("Pending"))
 
     @property
     def counted(self) -> bool:

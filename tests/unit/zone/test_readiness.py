@@ -89,3 +89,32 @@ def test_zone_view_from_body_reads_defaults_and_template():
     assert (z.enabled, z.backend, z.min_running, z.max_count, z.template_configured, z.generation) == (True, "kubevirt", 1, 5, True, 4)
     ext = ZoneView.from_body({"metadata": {"name": "z"}, "spec": {"secondaryStorage": {"backend": "external"}}})
     assert not ext.template_configured
+
+
+def _ssvm(name, state="Running", reason="", message="", desired="Running"):
+    return SSVMView(name, state=state, desired_state=desired, ready=not reason, ready_reason=reason, ready_message=message)
+
+
+@pytest.mark.parametrize("ssvms,reason,message", [
+    ([_ssvm(f"z1-ssvm-{i}", "Starting", "HostKeyMismatch", "10.0.0.9:3922 presented SHA256:x") for i in (1, 2, 3)],
+     "SSVMsFailing", "3 of 3 SSVMs HostKeyMismatch; z1-ssvm-1: 10.0.0.9:3922 presented SHA256:x"),
+    ([_ssvm("z1-ssvm-1", reason="CopyPasswordSecretNotFound", message="Nothing is pushed"), _ssvm("z1-ssvm-2"),
+      _ssvm("z1-ssvm-3", "Starting", "HostKeyMismatch"), _ssvm("z1-ssvm-4", reason="CopyPasswordSecretNotFound")],
+     "SSVMsFailing", "2 of 4 SSVMs CopyPasswordSecretNotFound, 1 of 4 SSVMs HostKeyMismatch; z1-ssvm-1: Nothing is pushed"),
+    # booting and being configured is progress, not failure
+    ([_ssvm("z1-ssvm-1", "Starting", "ConnectionRefused"), _ssvm("z1-ssvm-2", reason="StoresMountedPending")],
+     "SSVMsRunning", None),
+    # a stopped SSVM the user wants stopped is not failing
+    ([_ssvm("z1-ssvm-1"), _ssvm("z1-ssvm-2", "Stopped", "Stopped", desired="Stopped")], "SSVMsRunning", None),
+], ids=["all-host-key-mismatch", "two-reasons", "booting", "stopped-as-desired"])
+def test_ready_rolls_up_the_ssvms_failures(ssvms, reason, message):
+    z = zone(min_running=1)
+    stores = [StoreView("s")]
+    plan = plan_zone_capacity(z, stores, ssvms, ready=True)
+    readiness = evaluate_zone_readiness(z, stores, OK)
+    patch = zone_status_patch({}, z, readiness, plan, ssvms, now="t")
+    ready = next(c for c in patch["conditions"] if c["type"] == "Ready")
+    if reason == "SSVMsFailing":
+        assert (ready["status"], ready["reason"], ready["message"]) == ("False", reason, message)
+    else:
+        assert ready["reason"] != "SSVMsFailing"

@@ -86,6 +86,15 @@ def guest_conditions(conditions: Sequence[Mapping[str, Any]], actions: Mapping[s
     return out
 
 
+def blocked_conditions(conditions: Sequence[Mapping[str, Any]], reason: str, message: str,
+                       generation: int | None) -> list[dict[str, Any]]:
+    """StoresMounted and FirewallProgrammed False with the reason that keeps every push back (missing key material)."""
+    out = list(conditions)
+    for type_ in ("StoresMounted", "FirewallProgrammed"):
+        out = set_condition(out, type_, "False", reason, _cut(f"Nothing is pushed to the guest: {message}", 1000), generation)
+    return out
+
+
 def not_running_conditions(conditions: Sequence[Mapping[str, Any]], state: str | None,
                            generation: int | None) -> list[dict[str, Any]]:
     """Guest conditions say Unknown while the SSVM is not running: what they said was about an older VM."""

@@ -36,6 +36,7 @@ from ssvm_operator.controllers.guest.status import (
     ActionOutcome,
     StoreResult,
     action_record,
+    blocked_conditions,
     guest_conditions,
     health_status,
     healthy_condition,
@@ -77,6 +78,7 @@ class GuestSettings:
 class _Worker:
     retry_at: dict[str, float] = field(default_factory=dict)
     next_check: float = 0.0
+    blocked: str | None = None   # the key-material reason that holds every push back, logged once
 
 
 def _spec(zone: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -149,8 +151,9 @@ class GuestOps:
             op = await self.keys.operator_keys(zone)
             copy = await self.keys.copy_password(zone)
         except KeyMaterialError as e:
-            log.warning("guest ops %s/%s: %s: %s", namespace, name, e.reason, e.message)
+            await self._blocked(w, namespace, name, generation, e)
             return self.settings.retry_base
+        w.blocked = None
         stores = [self._store_info(s) for s in self.cluster.stores(namespace, zone["metadata"]["name"])
                   if not s["metadata"].get("deletionTimestamp")]
         peers = self.mesh.peers(namespace, name)
@@ -284,6 +287,14 @@ class GuestOps:
         await self.cluster.request_recreate(meta["namespace"], meta["name"], token)
         self.cluster.post_event(body, ev.SSVM_RECREATED, f"{meta['name']}: VM recreated (request {token}) after {why}.", "Warning")
         self.reach.pop((meta["namespace"], meta["name"]), None)
+
+    async def _blocked(self, w: _Worker, namespace: str, name: str, generation: int | None, e: KeyMaterialError) -> None:
+        """Nothing can be pushed without the keys and the copy password: the guest conditions say why."""
+        if w.blocked != e.reason:
+            w.blocked = e.reason
+            log.warning("guest ops %s/%s: nothing pushed: %s: %s", namespace, name, e.reason, e.message)
+        await self.cluster.update_ssvm_status(namespace, name, lambda st, _b: self._diff(
+            st, {"conditions": blocked_conditions(st.get("conditions") or [], e.reason, e.message, generation)}))
 
     # --- status ---
     @staticmethod

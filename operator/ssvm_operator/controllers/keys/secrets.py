@@ -86,13 +86,33 @@ class SecretsApi(Protocol):
     async def replace_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None: ...
 
 
-def secret_value(secret: Mapping[str, Any], key: str) -> str | None:
-    """A key of a Secret as text, from `data` (base64) or `stringData` (emulators may keep it)."""
+COPY_PASSWORD_MAX = 256   # characters; it ends up in an htpasswd-style file and Basic credentials
+
+
+def secret_value(secret: Mapping[str, Any], key: str, invalid_reason: str = "SecretValueInvalid") -> str | None:
+    """A key of a Secret as text, from `data` (base64) or `stringData` (emulators may keep it); a value that is
+    not UTF-8 text raises `KeyMaterialError(invalid_reason)` without quoting it."""
     data = secret.get("data") or {}
     if key in data and data[key] is not None:
-        return base64.b64decode(data[key]).decode()
+        try:
+            return base64.b64decode(data[key]).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            meta = secret.get("metadata") or {}
+            raise KeyMaterialError(invalid_reason, f"Secret {meta.get('namespace', '')}/{meta.get('name', '')} key {key} "
+                                                   "is not UTF-8 text") from None
     value = (secret.get("stringData") or {}).get(key)
     return value if isinstance(value, str) else None
+
+
+def check_copy_password(value: str | None, where: str) -> str:
+    """The copy password if usable: present, printable ASCII without spaces, at most COPY_PASSWORD_MAX characters."""
+    if not value:
+        raise KeyMaterialError("CopyPasswordMissing", f"{where} is missing or empty")
+    if len(value) > COPY_PASSWORD_MAX:
+        raise KeyMaterialError("CopyPasswordInvalid", f"{where} is longer than {COPY_PASSWORD_MAX} characters")
+    if not all(33 <= ord(ch) < 127 for ch in value):
+        raise KeyMaterialError("CopyPasswordInvalid", f"{where} must be printable ASCII without spaces or line breaks")
+    return value
 
 
 def _owner(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,12 +150,15 @@ def _operator_key(secret: Mapping[str, Any], name: str, key: str, value: str, ns
 
 def operator_keys_of(secret: Mapping[str, Any], ns: str, name: str, key: str) -> OperatorKeys:
     """Current key (required), next key (`<key>.next`, optional) and retired fingerprints of a key Secret."""
-    private = secret_value(secret, key)
+    private = secret_value(secret, key, "SSHKeyInvalid")
     if not private:
         raise KeyMaterialError("SSHKeyMissing", f"Secret {ns}/{name} has no key {key}")
     current = _operator_key(secret, name, key, private, ns)
     nxt, error = None, None
-    value = secret_value(secret, key + NEXT_SUFFIX)
+    try:
+        value = secret_value(secret, key + NEXT_SUFFIX, "SSHKeyInvalid")
+    except KeyMaterialError as e:
+        value, error = None, e.message   # a bad next key must not take the current one down with it
     if value and value.strip():
         try:
             nxt = _operator_key(secret, name, key + NEXT_SUFFIX, value, ns)
@@ -275,10 +298,13 @@ class KeyStore:
         if uid and owners and not any(o.get("uid") == uid for o in owners):
             # A Secret left by an earlier SSVM of the same name: GC will take it; its key must not be pinned.
             raise KeyMaterialError("HostKeyStale", f"Secret {ns}/{secret_name} belongs to an earlier SSVM {name}; waiting for its removal")
-        private, public = secret_value(secret, PRIVATE), secret_value(secret, PUBLIC)
+        private, public = secret_value(secret, PRIVATE, "HostKeyInvalid"), secret_value(secret, PUBLIC, "HostKeyInvalid")
         if not private or not public:
             raise KeyMaterialError("HostKeyInvalid", f"Secret {ns}/{secret_name} lacks {PRIVATE} or {PUBLIC}")
-        key = HostKey(public.strip(), private, fingerprint(public.strip()))
+        try:
+            key = HostKey(public.strip(), private, fingerprint(public.strip()))
+        except Exception:  # noqa: BLE001 - an unreadable key is a reason, never quoted
+            raise KeyMaterialError("HostKeyInvalid", f"Secret {ns}/{secret_name} key {PUBLIC} is not a readable public key") from None
         self._host[(ns, name, uid)] = key
         return key
 
@@ -327,9 +353,8 @@ class KeyStore:
             secret = await self._referenced_or_made(ns, name, bool(ref), "CopyPasswordSecretNotFound", "copyPasswordSecretRef",
                                                     lambda: _secret(ns, name, {PASSWORD: pysecrets.token_urlsafe(24)},
                                                                     owner=zone_body, labels={"ssvm.io/zone": meta["name"]}))
-            value = secret_value(secret, key)
-            if not value:
-                raise KeyMaterialError("CopyPasswordMissing", f"Secret {ns}/{name} has no key {key}")
+            where = f"Secret {ns}/{name} key {key}"
+            value = check_copy_password(secret_value(secret, key, "CopyPasswordInvalid"), where)
             return CopyPassword(value, f"{name}/{(secret.get('metadata') or {}).get('resourceVersion', '')}")
 
         return await self._once(("copy", ns, name, key), make)

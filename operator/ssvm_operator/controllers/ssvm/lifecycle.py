@@ -178,8 +178,8 @@ def ssvm_conditions(req: SSVMRequest, observed: ObservedVM | None, gate: GateRes
         ready = CondSpec("Ready", "False", "Stopped", "The SSVM is stopped as desired.")
     elif observed is not None and observed.phase == VMPhase.RUNNING and not gate.passed:
         ready = CondSpec("Ready", "False", gate.reason, gate.message or "Waiting for the start gate.")
-    else:
-        ready = CondSpec("Ready", "False", state or "Creating", vm_ready.message)
+    else:   # a backend error names the failure; otherwise the state says where the SSVM is
+        ready = CondSpec("Ready", "False", error[0] if error is not None else (state or "Creating"), vm_ready.message)
     return vm_ready, ready
 
 

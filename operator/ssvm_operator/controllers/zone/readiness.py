@@ -76,11 +76,25 @@ def zone_ready_condition(zone: ZoneView, readiness: ZoneReadiness, plan: Capacit
         return CondSpec(READY, "False", failure.reason, failure.message)
     wanted = [s for s in live if s.desired_state == "Running"]
     running = sum(1 for s in wanted if s.state == "Running")
+    failing = [s for s in wanted if s.failing]
+    if failing:
+        return CondSpec(READY, "False", "SSVMsFailing", failing_message(failing, len(wanted)))
     if plan.empty and running == len(wanted) and not plan.notes:
         return CondSpec(READY, "True", "SSVMsRunning", f"{running} SSVM(s) running.")
     if plan.notes:
         return CondSpec(READY, "False", plan.limit_reason or "CapacityLimited", "; ".join(plan.notes))
     return CondSpec(READY, "False", "Progressing", f"{running} of {max(plan.desired, len(wanted))} SSVM(s) running.")
+
+
+def failing_message(failing: Sequence[SSVMView], wanted: int) -> str:
+    """`3 of 3 SSVMs HostKeyMismatch`, one part per reason, most frequent first, then the first one's own words."""
+    by_reason: dict[str, list[SSVMView]] = {}
+    for s in sorted(failing, key=lambda s: s.name):
+        by_reason.setdefault(s.ready_reason, []).append(s)
+    parts = [f"{len(group)} of {wanted} SSVMs {reason}" for reason, group in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+    first = min(failing, key=lambda s: s.name)
+    detail = first.ready_message[:300] + ("..." if len(first.ready_message) > 300 else "")
+    return f"{', '.join(parts)}; {first.name}: {detail}" if detail else ", ".join(parts)
 
 
 def zone_status_patch(status: Mapping[str, Any] | None, zone: ZoneView, readiness: ZoneReadiness, plan: CapacityPlan,

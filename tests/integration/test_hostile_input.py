@@ -1,0 +1,61 @@
+"""Bad key material and bad names on both control planes: each is a reason on the objects it concerns,
+rolled up to the zone, and the operator neither crashes nor loops on it."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+from kubernetes import client as k8s
+from ssvm_operator import constants as c
+
+from .harness import Api, OperatorThread, condition, wait_for
+from .test_guest_ops import gapi, guest_cluster  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.integration
+IMAGE = {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.19"}}
+GARBAGE = b"\xff\xfe\x00-----BEGIN OPENSSH PRIVATE KEY-----\xc3\x28"
+
+
+def _secret(api: Api, name: str, data: dict[str, bytes]) -> None:
+    body = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), data={k: base64.b64encode(v).decode() for k, v in data.items()})
+    api.core.create_namespaced_secret(api.ns, body)
+
+
+def _zone_ready(api: Api, name: str, reason: str):
+    def check():
+        zone = api.get(c.ZONE_PLURAL, name)
+        ready = condition(zone, "Ready")
+        return ready if ready.get("reason") == reason else None
+    return check
+
+
+def test_an_ssh_key_that_is_not_utf8_is_ssh_key_invalid(gapi):  # noqa: F811
+    _secret(gapi, "bad-key", {"ssh-privatekey": GARBAGE})
+    gapi.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {
+        "template": IMAGE, "sshKeySecretRef": {"name": "bad-key", "key": "ssh-privatekey"}}})
+    gapi.store("s1", "z1")
+    with OperatorThread(gapi.ns, None, scan_interval=3.0) as op:
+        ssvm = wait_for("the SSVM says SSHKeyInvalid", lambda: (s := gapi.get(c.SSVM_PLURAL, "z1-ssvm-1")) and any(
+            x.get("reason") == "SSHKeyInvalid" and x["status"] == "False" for x in (s.get("status") or {}).get("conditions", [])) and s,
+            timeout=60)
+        assert ssvm["status"].get("state"), "the SSVM has a state"
+        ready = wait_for("the zone rolls it up", _zone_ready(gapi, "z1", "SSVMsFailing"), timeout=30)
+        assert "SSHKeyInvalid" in ready["message"] and "\\xff" not in ready["message"]
+        op.check()
+
+
+def test_a_missing_copy_password_secret_is_a_reason_on_the_ssvm_and_the_zone(gapi):  # noqa: F811
+    gapi.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {
+        "template": IMAGE, "copyPasswordSecretRef": {"name": "copy", "key": "password"}}})
+    gapi.store("s1", "z1")
+    with OperatorThread(gapi.ns, None, scan_interval=3.0) as op:
+        ssvm = wait_for("the SSVM says CopyPasswordSecretNotFound", lambda: (s := gapi.get(c.SSVM_PLURAL, "z1-ssvm-1")) and
+                        condition(s, "Ready").get("reason") == "CopyPasswordSecretNotFound" and s, timeout=60)
+        assert ssvm["status"]["state"] == "Running"
+        assert condition(ssvm, "StoresMounted")["reason"] == "CopyPasswordSecretNotFound"
+        ready = wait_for("the zone rolls it up", _zone_ready(gapi, "z1", "SSVMsFailing"), timeout=30)
+        assert ready["message"].startswith("1 of 1 SSVMs CopyPasswordSecretNotFound")
+        _secret(gapi, "copy", {"password": b"a-good-copy-password"})
+        wait_for("the zone Ready once the Secret exists", _zone_ready(gapi, "z1", "SSVMsRunning"), timeout=60)
+        assert condition(gapi.get(c.SSVM_PLURAL, "z1-ssvm-1"), "StoresMounted")["status"] == "True"
+        op.check()
