@@ -172,3 +172,26 @@ def test_failed_restart_from_the_stopped_pool_is_destroyed_and_replaced(api, mem
     # minRunning 1: the zone takes it from the stopped pool, its start fails, it is recycled for a fresh one
     wait_for("fresh SSVM running", lambda: states(api) == {"z1-ssvm-2": "Running"})
     assert set(k[1] for k in memory.vms if k[0] == api.ns) == {"z1-ssvm-2"}
+
+
+def test_a_users_ssvm_on_a_slot_name_of_another_zone_does_not_block_it(api, memory, operator):
+    api.create(c.SSVM_PLURAL, c.SSVM_KIND, "z1-ssvm-1", {"zoneRef": "elsewhere", "desiredState": "Stopped"})
+    api.zone("z1")
+    api.store("s1", "z1")
+    api.store("s2", "z1")
+    zone = wait_for("zone z1 Ready with its own 2 SSVMs", lambda: (z := api.get(c.ZONE_PLURAL, "z1")) and
+                    condition(z, "Ready").get("status") == "True" and z, timeout=45)
+    mine = {n for n, s in api.ssvms().items() if s["spec"]["zoneRef"] == "z1"}
+    assert mine == {"z1-ssvm-2", "z1-ssvm-3"} and zone["status"]["runningSSVMs"] == 2
+    assert api.get(c.SSVM_PLURAL, "z1-ssvm-1")["spec"]["zoneRef"] == "elsewhere", "the user's SSVM is left alone"
+
+
+def test_min_running_two_then_a_second_store_keeps_two_ssvms(api, memory, operator):
+    api.zone("z1", minRunning=2)
+    api.store("s1", "z1")
+    wait_for("2 running SSVMs for minRunning", running(api, 2))
+    api.store("s2", "z1")
+    wait_for("the zone counts 2 stores", lambda: (api.get(c.ZONE_PLURAL, "z1").get("status") or {}).get("imageStores") == 2)
+    zone = wait_for("zone Ready", lambda: (z := api.get(c.ZONE_PLURAL, "z1")) and condition(z, "Ready").get("status") == "True" and z)
+    assert zone["status"]["desiredSSVMs"] == 2 and len(api.ssvms()) == 2, api.ssvms().keys()
+    assert {s["spec"]["role"] for s in api.ssvms().values()} == {"templateProcessor"}

@@ -123,7 +123,7 @@ class SecondaryStorage(ApiModel):
     session_max: int = Field(default=50, ge=1, le=10000, description="Copy sessions one SSVM serves (CloudStack `secstorage.session.max`).")
     standby_sessions: int = Field(default=10, ge=0, le=100000,
                                   description="Free session slots to keep; fewer starts another commandExecutor (CloudStack `secstorage.capacity.standby`).")
-    scale_in: bool = Field(default=False, description="Destroy idle commandExecutors when the load allows.")
+    scale_in: bool = Field(default=False, description="Destroy idle SSVMs no rule needs (commandExecutors first) when the load allows.")
     offering: Offering = Field(default_factory=Offering, description="Compute offering of the zone's SSVMs.")
     template: Template | None = Field(default=None, description="System VM template for the backend.")
     mtu: int = Field(default=1500, ge=576, le=9000, description="MTU of the SSVM's NICs (CloudStack `secstorage.vm.mtu.size`).")

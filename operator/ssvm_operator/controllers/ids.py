@@ -12,6 +12,7 @@ INIT_STATUS = {
 # zone controller
 ZONES_INDEX = "zones_by_name"
 STORES_INDEX = "stores_by_zone"
+SSVM_ZONE_INDEX = "ssvm_zone_by_name"
 ZONE_EVENT = "zone-wake"
 STORE_EVENT = "imagestore-wake"
 ZONE_RECONCILE = "zone-reconcile"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Iterable
+from typing import Container, Iterable
 
 MAX_NAME = 63  # a DNS label: the name also becomes the VM's and its pod's host name
 _SUFFIX = re.compile(r"-ssvm-([1-9][0-9]*)$")
@@ -36,14 +36,15 @@ def slot_of(zone: str, name: str) -> int | None:
     return slot if ssvm_name(zone, slot) == name else None
 
 
-def free_slot_names(zone: str, taken: Iterable[str], count: int) -> list[str]:
-    """The `count` lowest-slot names not in `taken` (which holds every existing name, deleting ones too)."""
+def free_slot_names(zone: str, taken: Iterable[str], count: int, held_elsewhere: Container[str] = ()) -> list[str]:
+    """The `count` lowest-slot names not in `taken` (which holds every existing name, deleting ones too) nor
+    `held_elsewhere` (names other zones' SSVMs use in the namespace)."""
     taken_set = set(taken)
     names: list[str] = []
     slot = 1
     while len(names) < count:
         name = ssvm_name(zone, slot)
-        if name not in taken_set:
+        if name not in taken_set and name not in held_elsewhere:
             names.append(name)
         slot += 1
     return names

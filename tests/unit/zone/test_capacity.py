@@ -74,9 +74,25 @@ def test_min_running_restarts_from_stopped_pool_before_creating():
     assert not plan.creates
 
 
-def test_min_running_creates_command_executors_when_pool_is_empty():
+def test_min_running_creates_template_processors_when_pool_is_empty():
     plan = plan_zone_capacity(zone(min_running=3), stores(1), [vm(1)], ready=True)
-    assert names(plan.creates) == [("z1-ssvm-2", CE), ("z1-ssvm-3", CE)]
+    assert names(plan.creates) == [("z1-ssvm-2", TP), ("z1-ssvm-3", TP)]
+
+
+@pytest.mark.parametrize("order", ["stores first", "one store, then two"])
+def test_the_count_does_not_depend_on_the_order_stores_arrive_in(order):
+    """minRunning 2 with two stores: two SSVMs, whether the zone saw both stores at once or one after the other."""
+    z = zone(min_running=2)
+    ssvms: list[SSVMView] = []
+    for seen in ([2] if order == "stores first" else [1, 2]):
+        plan = plan_zone_capacity(z, stores(seen), ssvms, ready=True)
+        ssvms += [SSVMView(name=c.name, role=c.role, state="Running") for c in plan.creates]
+    assert len(ssvms) == 2 and plan_zone_capacity(z, stores(2), ssvms, ready=True).empty
+
+
+def test_a_slot_name_held_by_another_zones_ssvm_is_skipped():
+    plan = plan_zone_capacity(zone(), stores(2), [], ready=True, held_elsewhere={"z1-ssvm-1"})
+    assert [c.name for c in plan.creates] == ["z1-ssvm-2", "z1-ssvm-3"]
 
 
 def test_pool_prefers_template_processors_then_lowest_slot():
@@ -95,7 +111,7 @@ def test_one_stopping_into_the_pool_is_waited_for_not_replaced():
 def test_users_ssvms_are_not_taken_from_the_pool():
     plan = plan_zone_capacity(zone(min_running=1), stores(1), [vm(1, "Stopped", desired_state="Stopped", managed=False)], ready=True)
     assert not plan.starts
-    assert names(plan.creates) == [("z1-ssvm-2", CE)]
+    assert names(plan.creates) == [("z1-ssvm-2", TP)]
 
 
 def test_stopped_with_desired_running_is_up_already():
@@ -152,7 +168,8 @@ SCALE_IN_CASES = [
     ("disabled: idle executor kept", dict(scale_in=False), [vm(1), vm(2, role=CE)], []),
     ("enabled: idle executor destroyed", dict(scale_in=True), [vm(1), vm(2, role=CE)], ["z1-ssvm-2"]),
     ("busy executor kept", dict(scale_in=True), [vm(1), vm(2, role=CE, active_sessions=1)], []),
-    ("template processors never scaled in", dict(scale_in=True), [vm(1), vm(2)], []),
+    ("template processors beyond the stores' need go (minRunning lowered)", dict(scale_in=True), [vm(1), vm(2)], ["z1-ssvm-2"]),
+    ("executors before surplus template processors", dict(scale_in=True), [vm(1), vm(2), vm(3, role=CE)], ["z1-ssvm-3"]),
     ("not under minRunning", dict(scale_in=True, min_running=2), [vm(1), vm(2, role=CE)], []),
     ("not if load would want it back", dict(scale_in=True, standby_sessions=60), [vm(1), vm(2, role=CE)], []),
     ("one at a time, highest slot first", dict(scale_in=True), [vm(1), vm(2, role=CE), vm(3, role=CE)], ["z1-ssvm-3"]),
@@ -166,6 +183,10 @@ def test_scale_in(title, kw, ssvms, expected):
     assert [d.name for d in plan.destroys] == expected
     assert all(d.reason == "ScaleIn" for d in plan.destroys)
     assert not plan.creates
+
+
+def test_template_processors_the_stores_need_are_never_scaled_in():
+    assert plan_zone_capacity(zone(scale_in=True), stores(2), [vm(1), vm(2)], ready=True).empty
 
 
 def test_counts_for_status():

@@ -3,14 +3,15 @@
 CloudStack's rule first and exactly: count templateProcessor SSVMs in Running, Migrating, Starting,
 Stopped or Stopping; while writable stores outnumber them, expand with a templateProcessor. Then the
 premium manager's: keep `minRunning` up, keep `standbySessions` free session slots by adding
-commandExecutors, never exceed `maxCount`, and (only when enabled) scale in idle commandExecutors.
-Expansion for running capacity takes a Stopped SSVM of the zone before creating one.
+commandExecutors, never exceed `maxCount`, and (only when enabled) scale in idle SSVMs no rule needs.
+Expansion for running capacity takes a Stopped SSVM of the zone before creating one. SSVMs made for
+`minRunning` are templateProcessors, so the count does not depend on the order stores and rules arrive in.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Container, Sequence
 
 from ssvm_operator.model.naming import free_slot_names, slot_of
 from ssvm_operator.model.views import SSVMView, StoreView, ZoneView
@@ -98,8 +99,10 @@ def _sessions_short(zone: ZoneView, up: int, active: int) -> int:
     return math.ceil((zone.standby_sessions - free) / zone.session_max)
 
 
-def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Sequence[SSVMView], *, ready: bool) -> CapacityPlan:
-    """The zone's capacity plan; `ssvms` are the zone's SSVM objects (deleting ones too, to keep their names taken)."""
+def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Sequence[SSVMView], *, ready: bool,
+                       held_elsewhere: Container[str] = ()) -> CapacityPlan:
+    """The zone's capacity plan; `ssvms` are the zone's SSVM objects (deleting ones too, to keep their names taken);
+    `held_elsewhere` answers whether another zone's SSVM uses a name (a user's SSVM may sit on a slot name)."""
     counts = _counts(stores, ssvms, zone)
     live = [s for s in ssvms if not s.deleting]
     if zone.deleting:
@@ -133,7 +136,10 @@ def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Seque
     starts = [StartSSVM(s.name, why) for s in pool[:extra]]
     # One on its way to Stopped joins the pool in a moment: wait for it rather than create one more.
     soon = sum(1 for s in live if s.managed and s.desired_state == "Stopped" and s.state not in ("Stopped", "Error"))
-    new_roles += [(COMMAND_EXECUTOR, why)] * max(0, extra - len(starts) - soon)
+    # SSVMs kept for minRunning are templateProcessors: a store added later finds its SSVM already there, so the
+    # count does not depend on whether stores or minRunning came first; load adds commandExecutors.
+    role = TEMPLATE_PROCESSOR if why == REASON_MIN_RUNNING else COMMAND_EXECUTOR
+    new_roles += [(role, why)] * max(0, extra - len(starts) - soon)
 
     notes: list[str] = []
     limit_reason = ""
@@ -148,13 +154,15 @@ def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Seque
         new_roles, limit_reason = new_roles[:len(new_roles) - short], NO_FREE_EXTERNAL_HOST
 
     taken = [s.name for s in ssvms]
-    names = free_slot_names(zone.name, taken, len(new_roles))
+    names = free_slot_names(zone.name, taken, len(new_roles), held_elsewhere)
     creates = [CreateSSVM(name, role, reason) for name, (role, reason) in zip(names, new_roles)]
 
     if zone.scale_in and not creates and not starts and not destroys:
-        idle = sorted((s for s in live if s.managed and s.role == COMMAND_EXECUTOR and s.state == "Running"
+        # commandExecutors first, then templateProcessors beyond what the stores need (kept for a higher minRunning)
+        surplus_tp = tp_have > wanted_tp
+        idle = sorted((s for s in live if s.managed and (s.role == COMMAND_EXECUTOR or surplus_tp) and s.state == "Running"
                        and s.desired_state == "Running" and s.active_sessions == 0),
-                      key=lambda s: _slot_key(zone.name, s), reverse=True)
+                      key=lambda s: (s.role == COMMAND_EXECUTOR, _slot_key(zone.name, s)), reverse=True)
         # One at a time, and only if the zone would not want it back right away.
         if idle and up - 1 >= zone.min_running and _sessions_short(zone, up - 1, active) == 0:
             destroys.append(DestroySSVM(idle[0].name, REASON_SCALE_IN))

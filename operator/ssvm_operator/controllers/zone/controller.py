@@ -42,6 +42,20 @@ def index_store(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, st
     }}
 
 
+def index_ssvm_zone(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+    return {(namespace, name): (body.get("spec") or {}).get("zoneRef", "")}
+
+
+class HeldElsewhere:
+    """`name in held`: an SSVM of that name in the namespace belongs to another zone (or to none)."""
+
+    def __init__(self, zone_by_name: kopf.Index, namespace: str, zone: str) -> None:
+        self.index, self.namespace, self.zone = zone_by_name, namespace, zone
+
+    def __contains__(self, name: object) -> bool:
+        return any(z != self.zone for z in self.index.get((self.namespace, name), ()))
+
+
 class ZoneController:
     def __init__(self, kube: Kube, backends: BackendRegistry, config: OperatorConfig) -> None:
         self.kube, self.config = kube, config
@@ -70,7 +84,7 @@ class ZoneController:
             pass   # the next event of the store brings this handler again
 
     async def zone_daemon(self, namespace: str, name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: Any,
-                          stores_by_zone: kopf.Index, ssvms_by_zone: kopf.Index, **_: Any) -> None:
+                          stores_by_zone: kopf.Index, ssvms_by_zone: kopf.Index, ssvm_zone_by_name: kopf.Index, **_: Any) -> None:
         key = (KIND, namespace, name)
         attempt = 0
         while not stopped:
@@ -81,7 +95,7 @@ class ZoneController:
                 stores = [copy.deepcopy(s) for s in stores_by_zone.get((namespace, name), [])]
                 ssvms = [copy.deepcopy(s) for s in ssvms_by_zone.get((namespace, name), [])]
                 with metrics.observe_reconcile(KIND):
-                    failures = await self.reconciler.run(zone, stores, ssvms, logger)
+                    failures = await self.reconciler.run(zone, stores, ssvms, logger, HeldElsewhere(ssvm_zone_by_name, namespace, name))
                 if failures:
                     attempt += 1
                     delay = backoff_delay(attempt, None, MAX_BACKOFF)
@@ -116,6 +130,7 @@ class ZoneController:
         g, v = c.GROUP, c.VERSION
         kopf.index(g, v, c.ZONE_PLURAL, id=ids.ZONES_INDEX, registry=registry)(index_zone)
         kopf.index(g, v, c.IMAGESTORE_PLURAL, id=ids.STORES_INDEX, registry=registry)(index_store)
+        kopf.index(g, v, c.SSVM_PLURAL, id=ids.SSVM_ZONE_INDEX, registry=registry)(index_ssvm_zone)
         kopf.on.event(g, v, c.ZONE_PLURAL, id=ids.ZONE_EVENT, registry=registry)(self.on_zone_event)
         kopf.on.event(g, v, c.IMAGESTORE_PLURAL, id=ids.STORE_EVENT, registry=registry)(self.on_store_event)
         kopf.daemon(g, v, c.ZONE_PLURAL, id=ids.ZONE_RECONCILE, registry=registry, cancellation_timeout=5.0)(self.zone_daemon)

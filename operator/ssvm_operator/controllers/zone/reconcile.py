@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 from ssvm_operator import constants as c
@@ -37,14 +37,15 @@ class ZoneReconciler:
         self._readiness: dict[tuple[str, str], tuple[float, str, Any]] = {}
         self._generations: dict[tuple[str, str], int | None] = {}
         self._upgraded: dict[tuple[str, str], set[str]] = {}   # SSVMs whose SSVMUpgraded Event was posted
+        self._foreign: dict[tuple[str, str], set[str]] = {}    # slot names a create found held by another zone's SSVM
 
     def forget(self, namespace: str, name: str) -> None:
-        for state in (self._readiness, self._generations, self._upgraded):
+        for state in (self._readiness, self._generations, self._upgraded, self._foreign):
             state.pop((namespace, name), None)
 
     async def run(self, zone: Mapping[str, Any], stores: list[Mapping[str, Any]], indexed: list[Mapping[str, Any]],
-                  logger: Any) -> list[str]:
-        """One pass; returns what failed (the loop backs off and retries)."""
+                  logger: Any, held_elsewhere: Container[str] = ()) -> list[str]:
+        """One pass; returns what failed (the loop backs off and retries). `held_elsewhere`: names other zones' SSVMs use."""
         view = ZoneView.from_body(zone)
         if view.deleting:
             return []
@@ -55,7 +56,8 @@ class ZoneReconciler:
         ssvm_views = [SSVMView.from_body(s) for s in ssvms]
         answer, error = await self._backend_readiness(view, spec)
         readiness = evaluate_zone_readiness(view, store_views, answer, error)
-        plan = plan_zone_capacity(view, store_views, ssvm_views, ready=readiness.ready)
+        plan = plan_zone_capacity(view, store_views, ssvm_views, ready=readiness.ready,
+                                  held_elsewhere=_Either(held_elsewhere, self._foreign.get(key, set())))
         failures = await self._carry_out(zone, plan, logger) if not plan.empty else []
         hashes = {s["metadata"]["name"]: material_hash(spec, s.get("spec")) for s in ssvms}
         rollout = plan_rollout(view, ssvm_views, hashes, ready=readiness.ready)
@@ -121,13 +123,31 @@ class ZoneReconciler:
                 events.post([ev.EventSpec(ev.SSVM_CREATE_FAILED, f"Creating SSVM {create.name} failed: {e.status} {e.reason}.",
                                           "Warning")], None, zone_ref)
                 continue
-            if created is None:
-                continue   # 409: another pass or operator made it; the name is the lock
+            if created is None:   # 409: another pass or operator made it (the name is the lock), or a user's SSVM holds it
+                failures += await self._name_conflict(zone, create.name, logger)
+                continue
             self.kube.unseen.record(c.SSVM_KIND, ns, create.name, (), created, created_for=name)
             logger.info("created SSVM %s (%s, %s)", create.name, create.role, create.reason)
             events.post([ev.EventSpec(ev.SSVM_CREATED, f"SSVM {create.name} created for zone {name} ({create.role}, {create.reason}).")],
                         object_ref(c.SSVM_KIND, ns, create.name, created["metadata"].get("uid")), zone_ref)
         return failures
+
+    async def _name_conflict(self, zone: Mapping[str, Any], name: str, logger: Any) -> list[str]:
+        """A create lost to an existing SSVM: ours (nothing to do) or another zone's, whose name the next pass skips."""
+        ns, zone_name = zone["metadata"]["namespace"], zone["metadata"]["name"]
+        try:
+            holder = await self.kube.client.get(c.SSVM_PLURAL, ns, name)
+        except ApiError as e:
+            return [f"read {name}: {e.reason}"]
+        other = ((holder or {}).get("spec") or {}).get("zoneRef")
+        if holder is None or other == zone_name:
+            return []
+        self._foreign.setdefault((ns, zone_name), set()).add(name)
+        logger.info("SSVM name %s is held by an SSVM of zone %s; taking another slot", name, other)
+        self.kube.events.post([ev.EventSpec(ev.SSVM_NAME_TAKEN, f"{name} belongs to zone {other}; zone {zone_name} uses another slot.",
+                                            "Warning")], None, object_ref(KIND, ns, zone_name, zone["metadata"].get("uid")))
+        self.kube.wakeups.wake((KIND, ns, zone_name))
+        return []
 
     async def _roll(self, zone: Mapping[str, Any], ssvms: list[Mapping[str, Any]], rollout: RolloutPlan, logger: Any) -> list[str]:
         """The rolling update carried out: the upgrading mark and request on the one SSVM chosen, the mark's removal once done."""
@@ -177,6 +197,16 @@ class ZoneReconciler:
                                              lambda st, b: zone_found_patch(st, b, "True", "ZoneFound", message))
             except ApiError:
                 pass   # the store's next event brings another pass
+
+
+class _Either:
+    """A name held by either container."""
+
+    def __init__(self, *containers: Container[str]) -> None:
+        self.containers = containers
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in c for c in self.containers)
 
 
 def _ssvm_ref(body: Mapping[str, Any] | None, ns: str, name: str) -> dict[str, Any]:
