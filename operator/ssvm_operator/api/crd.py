@@ -23,6 +23,8 @@ class KindInfo:
     plural: str
     short: str
     columns: tuple[dict[str, Any], ...]
+    name_max: int | None = None   # longest metadata.name: the name becomes a label value or a host name
+    name_why: str = ""
 
     @property
     def singular(self) -> str:
@@ -53,7 +55,7 @@ KINDS: tuple[KindInfo, ...] = (
         _col("Stores", ".status.imageStores", "integer", description="Image stores of the zone."),
         _col("Network", ".spec.networkType", priority=1),
         AGE,
-    )),
+    ), name_max=63, name_why="it is the value of the ssvm.io/zone label on its SSVMs and VMs"),
     KindInfo(ImageStore, c.IMAGESTORE_KIND, c.IMAGESTORE_PLURAL, c.IMAGESTORE_SHORT, (
         _col("Zone", ".spec.zoneRef"),
         _col("Protocol", ".spec.protocol"),
@@ -70,7 +72,7 @@ KINDS: tuple[KindInfo, ...] = (
         _col("Public-IP", ".status.nics.public.ip"),
         _col("Control-IP", ".status.nics.control.ip", priority=1),
         AGE,
-    )),
+    ), name_max=63, name_why="it is its VM's host name and the value of the ssvm.io/ssvm label"),
 )
 
 _DROP_KEYS = {"title", "additionalProperties"}
@@ -154,6 +156,12 @@ def openapi_schema(info: KindInfo) -> dict[str, Any]:
         "metadata": {"type": "object"},
         **body["properties"],
     }
+    if info.name_max:
+        # kube-apiserver lets root rules read metadata.name; declaring it makes the error name the field
+        body["properties"]["metadata"] = {"type": "object", "properties": {"name": {"type": "string"}}}
+        body["x-kubernetes-validations"] = [{
+            "rule": f"self.metadata.name.size() <= {info.name_max}", "fieldPath": ".metadata.name",
+            "message": f"a {info.kind} name has at most {info.name_max} characters: {info.name_why}"}]
     body["description"] = (info.model.__doc__ or info.kind).strip().splitlines()[0]
     spec = body["properties"]["spec"]
     if spec.get("required"):

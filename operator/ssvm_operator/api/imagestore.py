@@ -8,7 +8,8 @@ from pydantic import Field
 
 from ssvm_operator.api.base import ApiModel, ObjectStatus, cel, immutable, item_rules, validations
 
-NFS_URL_RULE = "^nfs://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?/[^ ]*[^/ ]/?$"
+# nfs://host[:port]/path: printable ASCII without spaces ([!-~]); the path's last character is not a slash
+NFS_URL_RULE = "^nfs://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?/[!-~]*[!-.0-~]/?$"
 
 
 class ImageStoreSpec(ApiModel):

@@ -5,7 +5,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from ssvm_operator.api.base import (HOST_PATTERN, item_rules, IPV4_CIDR_PATTERN, IPV4_OR_CIDR_PATTERN, IPV4_PATTERN, ApiModel,
+from ssvm_operator.api.base import (HOST_PATTERN, item_rules, IPV4_CIDR_PATTERN, IPV4_OR_CIDR_PATTERN, IPV4_PATTERN, OCI_REFERENCE_RULE, ApiModel,
                    ObjectStatus, SecretKeyRef, cel, validations)
 
 Backend = Literal["kubevirt", "external"]
@@ -40,8 +40,12 @@ class KubeVirtTemplate(ApiModel):
         cel("has(self.containerDiskImage) != has(self.url)", "set exactly one of containerDiskImage or url")
     )}
 
-    container_disk_image: str | None = Field(default=None, min_length=1, max_length=512,
-                                             description="Container disk image (e.g. registry.example/systemvm:4.19) booted as the root disk.")
+    container_disk_image: str | None = Field(
+        default=None, min_length=1, max_length=512,
+        description="Container disk image (e.g. registry.example/systemvm:4.19) booted as the root disk.",
+        json_schema_extra=validations(cel(f"self.matches('{OCI_REFERENCE_RULE}')",
+                                          "containerDiskImage must be an OCI image reference: [registry[:port]/]repository[:tag][@digest], "
+                                          "repository in lower case")))
     url: str | None = Field(default=None, min_length=1, max_length=2048, pattern=r"^(https?|docker)://.+$",
                             description="HTTP(S) URL of a qcow2/raw image, or docker:// registry URL, imported by CDI into a "
                                         "persistent root disk (used with offering.rootDisk=shared).")
