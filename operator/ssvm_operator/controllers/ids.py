@@ -30,3 +30,8 @@ GUEST_SSVM_EVENT = "ssvm-guest-wake"
 GUEST_ZONE_EVENT = "zone-guest-wake"
 GUEST_STORE_EVENT = "imagestore-guest-wake"
 GUEST_WORKER = "ssvm-guest-ops"
+
+# Stopping daemons (operator exit, object deletion): a daemon asleep notices its stop flag within a second and
+# ends on its own; one still busy is cancelled after DAEMON_EXIT_GRACE and abandoned after DAEMON_CANCEL_TIMEOUT more.
+DAEMON_EXIT_GRACE = 1.5
+DAEMON_CANCEL_TIMEOUT = 5.0

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
@@ -123,9 +124,10 @@ class SSHGuestChannel:
     async def run_action(self, target: GuestTarget, action: str, payload: Mapping[str, Any]) -> ActionResult:
         clients: list[paramiko.SSHClient] = []
         secrets = collect_secrets(payload)
+        abandoned = threading.Event()   # set when the caller stops waiting: the thread gives up at once
         try:
             return await asyncio.wait_for(
-                asyncio.to_thread(self._run_blocking, target, action, payload, clients),
+                asyncio.to_thread(self._run_blocking, target, action, payload, clients, abandoned),
                 timeout=self.timeouts.deadline + 1.0)  # the thread keeps its own deadline; this is the backstop
         except asyncio.TimeoutError:
             raise errors.Timeout(f"{action}: no answer within {self.timeouts.deadline:g}s", target.name) from None
@@ -134,8 +136,9 @@ class SSHGuestChannel:
             exc.args = (redact_text(str(exc), secrets),)
             raise
         finally:
+            abandoned.set()
             for client in clients:
-                client.close()  # also unblocks a worker thread still waiting after the backstop fired
+                client.close()  # also unblocks a worker thread still waiting (cancelled at shutdown, or the backstop fired)
 
     def _connect(self, target: GuestTarget, clients: list) -> paramiko.SSHClient:
         pinned = load_public_key(target.host_key)
@@ -183,7 +186,8 @@ class SSHGuestChannel:
             raise errors.ProtocolError(f"{where}: SSH: {text}", target.name) from None
         return client
 
-    def _run_blocking(self, target: GuestTarget, action: str, payload: Mapping[str, Any], clients: list) -> ActionResult:
+    def _run_blocking(self, target: GuestTarget, action: str, payload: Mapping[str, Any], clients: list,
+                      abandoned: threading.Event | None = None) -> ActionResult:
         if not _ACTION.match(action):
             raise ValueError(f"not an agent action name: {action!r}")
         started = time.monotonic()
@@ -197,7 +201,7 @@ class SSHGuestChannel:
             channel.exec_command(f"{target.agent_command} {action}")
             channel.sendall(body)
             channel.shutdown_write()
-            stdout, stderr = self._drain(channel, deadline, target, action)
+            stdout, stderr = self._drain(channel, deadline, target, action, abandoned or threading.Event())
             if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
                 raise errors.Timeout(f"{action}: no exit status within {self.timeouts.deadline:g}s", target.name)
             code = channel.recv_exit_status()
@@ -207,11 +211,15 @@ class SSHGuestChannel:
             raise errors.ProtocolError(f"{action}: SSH channel: {exc}", target.name) from None
         return self._result(target, action, code, stdout, stderr, collect_secrets(payload))
 
-    def _drain(self, channel, deadline: float, target: GuestTarget, action: str) -> tuple[bytes, bytes]:
+    def _drain(self, channel, deadline: float, target: GuestTarget, action: str,
+               abandoned: threading.Event) -> tuple[bytes, bytes]:
         out, err = bytearray(), bytearray()
         while True:
             if time.monotonic() > deadline:
                 raise errors.Timeout(f"{action}: not finished within {self.timeouts.deadline:g}s", target.name)
+            if abandoned.is_set() or (channel.closed and not channel.recv_ready() and not channel.recv_stderr_ready()
+                                      and not channel.eof_received):
+                raise errors.ProtocolError(f"{action}: the channel closed before the agent answered", target.name)
             progressed = False
             if channel.recv_ready():
                 out += channel.recv(65536)

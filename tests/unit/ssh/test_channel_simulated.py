@@ -234,3 +234,30 @@ def test_os_errors_are_classified():
     assert isinstance(_classify_os_error(OSError(errno.ENETUNREACH, "Network is unreachable"), "x"), errors.Unreachable)
     assert isinstance(_classify_os_error(ConnectionRefusedError(errno.ECONNREFUSED, "refused"), "x"), errors.ConnectionRefused)
     assert isinstance(_classify_os_error(socket.timeout("timed out"), "x"), errors.Timeout)
+
+
+def test_a_cancelled_action_frees_its_thread_at_once(guest, operator_key):
+    """An operator stopping (its daemons cancelled) must not wait for a guest that takes long to answer:
+    here the agent waits 60 s for its lock, far past the 10 s the stop is given."""
+    import fcntl
+
+    server, target = guest
+    channel = SSHGuestChannel(operator_key.private_openssh, Timeouts(connect=2, banner=2, auth=3, command=120, deadline=150))
+    assert asyncio.run(channel.run_action(target, "info", {})).ok   # the agent's files exist now
+    (lock,) = server.state_dir.rglob("agent.lock")
+
+    async def cancelled_mid_action() -> None:
+        task = asyncio.create_task(channel.run_action(target, "info", {}))
+        await asyncio.sleep(1.5)   # connected; the agent is waiting for the lock
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        # asyncio.run waits for the executor's threads at its end, as the operator's shutdown does
+        runner = threading.Thread(target=asyncio.run, args=(cancelled_mid_action(),), daemon=True)
+        runner.start()
+        runner.join(10)
+        assert not runner.is_alive(), "the SSH thread kept the event loop from closing"

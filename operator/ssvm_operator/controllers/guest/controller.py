@@ -67,4 +67,5 @@ class GuestController:
         kopf.on.event(g, v, c.SSVM_PLURAL, id=ids.GUEST_SSVM_EVENT, registry=registry)(self.on_ssvm_event)
         kopf.on.event(g, v, c.ZONE_PLURAL, id=ids.GUEST_ZONE_EVENT, registry=registry)(self.on_zone_event)
         kopf.on.event(g, v, c.IMAGESTORE_PLURAL, id=ids.GUEST_STORE_EVENT, registry=registry)(self.on_store_event)
-        kopf.daemon(g, v, c.SSVM_PLURAL, id=ids.GUEST_WORKER, registry=registry, cancellation_timeout=5.0)(self.guest_worker)
+        kopf.daemon(g, v, c.SSVM_PLURAL, id=ids.GUEST_WORKER, registry=registry, cancellation_backoff=ids.DAEMON_EXIT_GRACE,
+                    cancellation_timeout=ids.DAEMON_CANCEL_TIMEOUT)(self.guest_worker)

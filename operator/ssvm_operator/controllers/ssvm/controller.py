@@ -115,5 +115,6 @@ class SSVMController:
         g, v, p = c.GROUP, c.VERSION, c.SSVM_PLURAL
         kopf.index(g, v, p, id=ids.SSVMS_INDEX, registry=registry)(index_ssvm)
         kopf.on.event(g, v, p, id=ids.SSVM_EVENT, registry=registry)(self.on_ssvm_event)
-        kopf.daemon(g, v, p, id=ids.SSVM_LIFECYCLE, registry=registry, cancellation_timeout=5.0)(self.ssvm_daemon)
+        kopf.daemon(g, v, p, id=ids.SSVM_LIFECYCLE, registry=registry, cancellation_backoff=ids.DAEMON_EXIT_GRACE,
+                    cancellation_timeout=ids.DAEMON_CANCEL_TIMEOUT)(self.ssvm_daemon)
         kopf.on.delete(g, v, p, id=ids.SSVM_FINALIZER, registry=registry)(self.ssvm_deleted)

@@ -133,6 +133,7 @@ class ZoneController:
         kopf.index(g, v, c.SSVM_PLURAL, id=ids.SSVM_ZONE_INDEX, registry=registry)(index_ssvm_zone)
         kopf.on.event(g, v, c.ZONE_PLURAL, id=ids.ZONE_EVENT, registry=registry)(self.on_zone_event)
         kopf.on.event(g, v, c.IMAGESTORE_PLURAL, id=ids.STORE_EVENT, registry=registry)(self.on_store_event)
-        kopf.daemon(g, v, c.ZONE_PLURAL, id=ids.ZONE_RECONCILE, registry=registry, cancellation_timeout=5.0)(self.zone_daemon)
+        kopf.daemon(g, v, c.ZONE_PLURAL, id=ids.ZONE_RECONCILE, registry=registry, cancellation_backoff=ids.DAEMON_EXIT_GRACE,
+                    cancellation_timeout=ids.DAEMON_CANCEL_TIMEOUT)(self.zone_daemon)
         kopf.on.delete(g, v, c.ZONE_PLURAL, id=ids.ZONE_FINALIZER, registry=registry)(self.zone_deleted)
 
