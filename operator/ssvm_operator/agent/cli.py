@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable
 
-from ssvm_operator.agent import authorized_keys, check, copyserver, firewall, service, stores, vmsetup
+from ssvm_operator.agent import authorized_keys, check, copyserver, firewall, ledger, service, stores, vmsetup
 from ssvm_operator.agent.context import ActionContext
 from ssvm_operator.agent.effects import make_effects
 from ssvm_operator.agent.errors import EXIT_BAD_REQUEST, EXIT_INTERNAL, EXIT_OK, AgentError, bad_request
@@ -38,6 +38,10 @@ ACTIONS: dict[str, Callable[[ActionContext, dict], dict]] = {
     "authorized-keys": authorized_keys.apply,
     "service": service.control,
 }
+
+
+# The configuration the operator pushes by content: applied once per content since boot (agent/ledger.py).
+LEDGERED = frozenset({"setup-store", "firewall", "vm-setup"})
 
 
 def _read_payload(stream) -> dict:
@@ -86,7 +90,7 @@ def execute(action: str, payload: dict, state_dir: str | None = None, root: str 
             raise bad_request(f"unknown action {action!r}; known: {', '.join(sorted(ACTIONS))}")
         ctx = ActionContext(paths, make_effects(paths, simulated))
         with _ActionLock(paths.lock):
-            result = handler(ctx, payload)
+            result = ledger.run_once(ctx, action, payload, handler) if action in LEDGERED else handler(ctx, payload)
         return EXIT_OK, {"ok": True, **out, **result}
     except AgentError as exc:
         return exc.exit_code, {"ok": False, **out, "reason": exc.reason, "message": exc.message, **exc.details}

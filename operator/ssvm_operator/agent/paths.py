@@ -55,6 +55,10 @@ class AgentPaths:
         return self.var / "routes.json"
 
     @property
+    def ledger(self) -> Path:
+        return self.root / "run/ssvm-agent/ledger.json"   # tmpfs in a real guest: forgotten at boot
+
+    @property
     def lock(self) -> Path:
         return self.var / "agent.lock"
 

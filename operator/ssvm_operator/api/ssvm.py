@@ -61,6 +61,13 @@ class BackendRef(ApiModel):
     name: str = Field(description="Name of the VirtualMachine or external host.")
 
 
+class AppliedStore(ApiModel):
+    """One image store's setup as applied on the guest (setup-store is pushed per store)."""
+
+    store: str = Field(max_length=253, description="ImageStore name.")
+    hash: str = Field(max_length=128, description="Hash of the store's setup content applied on this VM instance.")
+
+
 class ActionStatus(ApiModel):
     """A guest action's desired and applied content (by hash) and its last result."""
 
@@ -69,7 +76,10 @@ class ActionStatus(ApiModel):
     result: Literal["Succeeded", "Failed", "Pending"] | None = Field(default=None, description="Outcome of the last attempt.")
     reason: str | None = Field(default=None, description="Reason of a failure.")
     message: str | None = Field(default=None, max_length=4096, description="Details of the last attempt (secrets redacted).")
-    attempts: int | None = Field(default=None, ge=0, description="Attempts since the desired content last changed.")
+    attempts: int | None = Field(default=None, ge=0, description="Times the desired content was pushed, as the guest counts them "
+                                                               "(pushes the operator could not record, before a restart, included).")
+    applied_stores: list[AppliedStore] | None = Field(default=None, max_length=512,
+                                                      description="setup-store: each store's content applied, so only changed stores are pushed.")
     last_attempt_time: datetime.datetime | None = Field(default=None, description="When the action was last pushed.")
 
 

@@ -43,6 +43,7 @@ class PlannedAction:
     payloads: tuple[Mapping[str, Any], ...]  # setup-store: one per NFS store; others: one
     desired_hash: str
     store_names: tuple[str, ...] = ()  # setup-store: which ImageStore each payload belongs to
+    store_hashes: tuple[str, ...] = ()  # setup-store: each payload's own content hash (pushed per store)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def plan_guest_actions(inputs: GuestInputs) -> list[PlannedAction]:
         vm_setup["copyPassword"] = inputs.copy_password
     return [
         PlannedAction(SETUP_STORE, "setupStore", tuple(store_payloads), _hash(SETUP_STORE, store_payloads, inputs),
-                      tuple(s.name for s in nfs)),
+                      tuple(s.name for s in nfs), tuple(_hash(SETUP_STORE, [p], inputs) for p in store_payloads)),
         PlannedAction(FIREWALL, "firewall", (firewall,), _hash(FIREWALL, [firewall], inputs)),
         PlannedAction(VM_SETUP, "vmSetup", (vm_setup,), _hash(VM_SETUP, [vm_setup], inputs)),
     ]
@@ -108,3 +109,8 @@ def actions_to_push(planned: Sequence[PlannedAction], applied: Mapping[str, Mapp
     """The planned actions whose desired hash differs from the applied one, in order."""
     applied = applied or {}
     return [p for p in planned if (applied.get(p.status_key) or {}).get("appliedHash") != p.desired_hash]
+
+
+def applied_store_hashes(record: Mapping[str, Any] | None) -> dict[str, str]:
+    """store name -> content hash applied, from status.actions.setupStore."""
+    return {e["store"]: e["hash"] for e in (record or {}).get("appliedStores") or [] if e.get("store") and e.get("hash")}

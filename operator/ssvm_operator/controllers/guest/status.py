@@ -30,6 +30,9 @@ class ActionOutcome:
     message: str = ""
     stores: tuple[StoreResult, ...] = ()
     transport: bool = False    # the SSH channel failed (not the agent): the guest is unreachable
+    requests: int | None = None   # times the guest was asked for this content (its ledger), when it answered
+    store_hashes: tuple[tuple[str, str], ...] = ()    # setup-store: (store, hash) wanted now
+    stores_applied: tuple[tuple[str, str], ...] = ()  # setup-store: (store, hash) applied before or by this push
 
 
 def _cut(text: str | None, limit: int = MESSAGE_MAX) -> str:
@@ -41,15 +44,19 @@ def action_record(previous: Mapping[str, Any] | None, outcome: ActionOutcome, no
     """status.actions.<key> after an attempt: attempts count since the desired content last changed."""
     previous = previous or {}
     same = previous.get("desiredHash") == outcome.desired_hash and previous.get("result") == "Failed"
-    return {
+    record = {
         "desiredHash": outcome.desired_hash,
         "appliedHash": outcome.desired_hash if outcome.ok else previous.get("appliedHash"),
         "result": "Succeeded" if outcome.ok else "Failed",
         "reason": None if outcome.ok else (outcome.reason or "Failed"),
         "message": _cut(outcome.message),
-        "attempts": (int(previous.get("attempts") or 0) + 1) if same else 1,
+        # the guest's count when it answered (it also saw pushes a restarted operator never recorded)
+        "attempts": outcome.requests if outcome.requests else ((int(previous.get("attempts") or 0) + 1) if same else 1),
         "lastAttemptTime": now or utcnow(),
     }
+    if outcome.store_hashes:
+        record["appliedStores"] = [{"store": s, "hash": h} for s, h in outcome.stores_applied]
+    return record
 
 
 def pending_record(previous: Mapping[str, Any] | None, desired_hash: str) -> dict[str, Any] | None:

@@ -22,8 +22,10 @@ from ssvm_operator.controllers.guest.actions import (
     PlannedAction,
     StoreInfo,
     actions_to_push,
+    applied_store_hashes,
     plan_guest_actions,
 )
+from ssvm_operator.agent.ledger import CONTENT_HASH, LEDGER_KEY
 from ssvm_operator.controllers.ssvm.start_gate import Reach, Reached
 from ssvm_operator.kube import events as ev
 from ssvm_operator.kube.wakeups import Wakeups
@@ -79,6 +81,12 @@ class _Worker:
     retry_at: dict[str, float] = field(default_factory=dict)
     next_check: float = 0.0
     blocked: str | None = None   # the key-material reason that holds every push back, logged once
+
+
+def _requests(result: Any) -> int | None:
+    """How many times the guest was asked for this content (its ledger's count), if it said."""
+    value = result.data.get("requests")
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _spec(zone: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -167,7 +175,7 @@ class GuestOps:
         channel = self.rotation.keyring(op, self.settings.action_timeouts)
         outcomes: list[ActionOutcome] = []
         for p in due:
-            outcome = await self._push(channel, target, p)
+            outcome = await self._push(channel, target, p, applied)
             outcomes.append(outcome)
             if outcome.transport:
                 break   # the guest is unreachable: the rest waits for the next pass
@@ -214,22 +222,13 @@ class GuestOps:
         metrics.record_action(action, result.ok, result.reason or "", self.clock() - started)
         return result
 
-    async def _push(self, channel: GuestChannel, target: GuestTarget, p: PlannedAction) -> ActionOutcome:
+    async def _push(self, channel: GuestChannel, target: GuestTarget, p: PlannedAction, applied: Mapping[str, Any]) -> ActionOutcome:
+        """Pushes one planned action; each payload carries its content hash, so a guest that applied it already
+        (before an operator restart) answers without applying it again."""
         if p.action == SETUP_STORE:
-            results: list[StoreResult] = []
-            for store, payload in zip(p.store_names, p.payloads):
-                try:
-                    r = await self._run(channel, target, p.action, payload)
-                except errors.GuestError as e:
-                    return ActionOutcome(p.status_key, p.desired_hash, False, e.reason, e.message, tuple(results), transport=True)
-                parent = r.data.get("parentDir")
-                results.append(StoreResult(store, r.ok, r.reason, f"mounted at {parent}" if r.ok else r.message, parent))
-            bad = [s for s in results if not s.ok]
-            message = "; ".join(f"{s.store}: {s.message if s.ok else f'{s.reason}: {s.message}'}" for s in results)
-            return ActionOutcome(p.status_key, p.desired_hash, not bad, bad[0].reason if bad else None,
-                                 message or "no NFS store", tuple(results))
+            return await self._push_stores(channel, target, p, applied_store_hashes(applied.get(p.status_key)))
         try:
-            r = await self._run(channel, target, p.action, p.payloads[0])
+            r = await self._run(channel, target, p.action, {**p.payloads[0], CONTENT_HASH: p.desired_hash})
         except errors.GuestError as e:
             return ActionOutcome(p.status_key, p.desired_hash, False, e.reason, e.message, transport=True)
         if r.ok:
@@ -237,7 +236,37 @@ class GuestOps:
                        else f"{len(r.data.get('allowedInternalSites') or [])} internal site(s), copy credentials installed")
         else:
             message = r.message
-        return ActionOutcome(p.status_key, p.desired_hash, r.ok, r.reason, message)
+        return ActionOutcome(p.status_key, p.desired_hash, r.ok, r.reason, message, requests=_requests(r))
+
+    async def _push_stores(self, channel: GuestChannel, target: GuestTarget, p: PlannedAction, done: Mapping[str, str]) -> ActionOutcome:
+        """setup-store, one store at a time, only the stores whose content is not applied yet."""
+        wanted = tuple(zip(p.store_names, p.store_hashes))
+        applied = {store: h for store, h in wanted if done.get(store) == h}
+        results: list[StoreResult] = []
+        requests: list[int] = []
+
+        def outcome(ok: bool, reason: str | None, message: str, transport: bool = False) -> ActionOutcome:
+            return ActionOutcome(p.status_key, p.desired_hash, ok, reason, message, tuple(results), transport=transport,
+                                 requests=max(requests) if requests else None, store_hashes=wanted,
+                                 stores_applied=tuple((s, h) for s, h in wanted if applied.get(s) == h))
+
+        for (store, content), payload in zip(wanted, p.payloads):
+            if store in applied:
+                continue
+            try:
+                r = await self._run(channel, target, p.action, {**payload, CONTENT_HASH: content, LEDGER_KEY: store})
+            except errors.GuestError as e:
+                return outcome(False, e.reason, e.message, transport=True)
+            parent = r.data.get("parentDir")
+            results.append(StoreResult(store, r.ok, r.reason, f"mounted at {parent}" if r.ok else r.message, parent))
+            requests.append(_requests(r) or 1)
+            if r.ok:
+                applied[store] = content
+        bad = [s for s in results if not s.ok]
+        message = "; ".join(f"{s.store}: {s.message if s.ok else f'{s.reason}: {s.message}'}" for s in results)
+        if not message:
+            message = f"{len(wanted)} store(s) already set up" if wanted else "no NFS store"
+        return outcome(not bad, bad[0].reason if bad else None, message)
 
     # --- health ---
     async def _health(self, w: _Worker, body: Mapping[str, Any], zone: Mapping[str, Any], seen: Reached, channel: GuestChannel,
