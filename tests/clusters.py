@@ -40,23 +40,30 @@ class Cluster:
     def kubectl(self, *args: str, input: str | None = None, check: bool = True):
         return kubectl_run(self.kubeconfig_path, *args, input=input, check=check)
 
-    def namespace(self, prefix: str = "t", operator: bool = True) -> str:
-        """A new namespace; on the real control plane the chart's RBAC lets the operator work in it."""
+    def namespace(self, prefix: str = "t", operator: bool = True, chart_sets: tuple[str, ...] = ()) -> str:
+        """A new namespace; on the real control plane the chart's RBAC (rendered with `chart_sets`) lets the
+        operator work in it."""
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
         self.kubectl("create", "namespace", name)
         if self.real and operator:
-            self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(chart_rbac(name)))
+            self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(chart_rbac(name, chart_sets)))
         return name
 
 
-def chart_rbac(namespace: str) -> list[dict]:
-    """The ServiceAccount, Roles and bindings `helm template` renders for an operator watching `namespace`."""
+def chart_documents(namespace: str, sets: tuple[str, ...] = ()) -> list[dict]:
+    """What `helm template` renders for an operator watching `namespace` as the control plane's operator account."""
     from ssvm_devcluster.controlplane import OPERATOR_ACCOUNT, OPERATOR_NAMESPACE
     from tests.chart.helm import CHART, helm
 
+    args = [a for s in sets for a in ("--set", s)]
     out = helm("template", "ssvm", str(CHART), "--namespace", OPERATOR_NAMESPACE, "--set", f"serviceAccount.name={OPERATOR_ACCOUNT}",
-               "--set", f"watch.namespaces={{{namespace}}}").stdout
-    return [d for d in yaml.safe_load_all(out) if d and d["kind"] in RBAC_KINDS]
+               "--set", f"watch.namespaces={{{namespace}}}", *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def chart_rbac(namespace: str, sets: tuple[str, ...] = ()) -> list[dict]:
+    """The ServiceAccount, Roles and bindings `helm template` renders for an operator watching `namespace`."""
+    return [d for d in chart_documents(namespace, sets) if d["kind"] in RBAC_KINDS]
 
 
 def dev_cluster(devcluster) -> Cluster:

@@ -126,6 +126,15 @@ def test_auto_priority_differs_per_pod_name():
     assert peering_priority("7") == 7
 
 
+def test_auto_priority_differs_per_process_outside_pods(monkeypatch):
+    """Two operators started by hand on one machine must not share a priority: kopf would pause both forever."""
+    from ssvm_operator.commands.run import peering_priority
+
+    monkeypatch.delenv("POD_NAME", raising=False)
+    assert peering_priority("auto", pid=4242) != peering_priority("auto", pid=4243)
+    assert peering_priority("auto", pid=4242) == peering_priority("auto", pid=4242)
+
+
 def test_namespaced_watch_uses_roles_and_a_crd_only_clusterrole():
     docs = render(sets=["watch.namespaces={cloud,cloud-dr}"])
     roles = by_kind(docs, "Role")

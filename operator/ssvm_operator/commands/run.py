@@ -34,17 +34,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kopf peering object name for several replicas (default: standalone, one replica)")
     parser.add_argument("--priority", default=os.environ.get("SSVM_PRIORITY", "auto"), metavar="N|auto",
                         help="peering priority, the highest live replica works; 'auto' derives a distinct one from the "
-                             "pod name, since kopf pauses every replica when two share a priority (default: %(default)s)")
+                             "pod name (the host name and process id outside a pod), since kopf pauses every replica when "
+                             "two share a priority (default: %(default)s)")
+    parser.add_argument("--peering-lifetime", type=int, default=int(os.environ.get("SSVM_PEERING_LIFETIME", "15")),
+                        metavar="SECONDS", help="how long a replica's keep-alive counts: a standby takes over this long after "
+                                                "the active replica stopped renewing it (default: %(default)s)")
 
 
-def peering_priority(value: str, pod_name: str | None = None) -> int:
-    """An explicit integer, or a stable per-pod number for 'auto' (pods of one Deployment differ only by name)."""
+def peering_priority(value: str, pod_name: str | None = None, pid: int | None = None) -> int:
+    """An explicit integer, or for 'auto' a number stable per pod (pods of one Deployment differ by name; two
+    processes on one machine, outside pods, by process id)."""
     if value != "auto":
         return int(value)
     import hashlib
     import socket
 
-    name = pod_name or os.environ.get("POD_NAME") or socket.gethostname()
+    name = pod_name or os.environ.get("POD_NAME") or f"{socket.gethostname()}/{pid or os.getpid()}"
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % 1_000_000_000 + 1
 
 
@@ -58,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:   # no private key block or Basic credentials ever reaches the log
         handler.addFilter(RedactingFilter())
-    config = OperatorConfig(scan_interval=args.scan_interval, backend_override=args.backend_override)
+    if not 5 <= args.peering_lifetime <= 300:
+        raise SystemExit("--peering-lifetime must be between 5 and 300 seconds")
+    config = OperatorConfig(scan_interval=args.scan_interval, backend_override=args.backend_override,
+                            peering_lifetime=args.peering_lifetime)
     if args.metrics_port:
         from prometheus_client import start_http_server
 

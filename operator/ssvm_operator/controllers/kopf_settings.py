@@ -1,6 +1,7 @@
 """Operator-wide kopf settings applied at start-up."""
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -8,9 +9,10 @@ import kopf
 
 from ssvm_operator import constants as c
 from ssvm_operator.controllers import ids
+from ssvm_operator.settings import OperatorConfig
 
 
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, config: OperatorConfig, **_: Any) -> None:
     # Progress and diff-base in annotations: our CRD schemas are strict, so `status.kopf` would be pruned.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
@@ -20,6 +22,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
+    settings.peering.lifetime = config.peering_lifetime
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -27,6 +30,6 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-def register(registry: kopf.OperatorRegistry) -> None:
-    kopf.on.startup(id=ids.STARTUP_SETTINGS, registry=registry)(configure)
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    kopf.on.startup(id=ids.STARTUP_SETTINGS, registry=registry)(functools.partial(configure, config=config))
     kopf.on.login(id=ids.LOGIN, registry=registry)(login)

@@ -69,7 +69,7 @@ def build_registry(options: OperatorOptions | None = None) -> kopf.OperatorRegis
     guests = options.guest_channel is not None or getattr(override, "name", "") != "memory"
 
     registry = kopf.OperatorRegistry()
-    kopf_settings.register(registry)
+    kopf_settings.register(registry, options.config)
     status_init.register(registry)
     gate: StartGate = BackendReadinessGate()
     requests = VMRequestBuilder()
