@@ -44,13 +44,17 @@ def test_a_standby_takes_over_from_a_killed_operator_without_duplicates(cluster,
     api = Api(str(cluster.kubeconfig_path), ns)
     state = tmp_path / "vms.json"
     logs = {n: tmp_path / f"{n}.log" for n in "abcd"}
-    procs = {"a": _operator(cluster, ns, "200", state, logs["a"]), "b": _operator(cluster, ns, "100", state, logs["b"])}
+    procs = {"a": _operator(cluster, ns, "200", state, logs["a"])}
     try:
+        # kopf starts every replica paused and resumes one that finds no peer above it
+        wait_for("a active", lambda: "Resuming operations" in logs["a"].read_text(), timeout=30)
+        procs["b"] = _operator(cluster, ns, "100", state, logs["b"])
         api.zone("z1")
         api.store("s1", "z1")
         api.store("s2", "z1")
         wait_for("2 SSVMs running", _running(api, 2), timeout=60)
-        wait_for("b standing by", lambda: "Pausing operations in favour of" in logs["b"].read_text(), timeout=30)
+        assert "created SSVM" in logs["a"].read_text() and "created SSVM" not in logs["b"].read_text()
+        assert "Resuming operations" not in logs["b"].read_text()
 
         procs["a"].send_signal(signal.SIGKILL)
         procs["a"].wait(10)
