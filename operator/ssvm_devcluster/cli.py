@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", metavar="PATH", default=None,
                         help="where to write the kubeconfig (default: a new temporary directory)")
     parser.add_argument("--no-simulators", action="store_true", help="do not run the simulators of other controllers")
+    parser.add_argument("--control-range", metavar="CIDR", default=None,
+                        help="loopback range of the simulated guests' control addresses (default: the first of "
+                             "127.100.0.0/16..127.199.0.0/16 no other dev cluster on this machine holds)")
     parser.add_argument("--control-plane", choices=("dev", "real"), default="dev",
                         help="dev: the embedded emulation (starts at once); real: kube-apiserver, etcd and "
                              "kube-controller-manager (the first use builds them, several minutes)")
@@ -36,6 +39,17 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sims = [] if args.no_simulators else default_simulators()
+    if args.control_range:
+        from ssvm_devcluster.ranges import check_range
+
+        try:
+            cidr = check_range(args.control_range)
+        except ValueError as e:
+            print(f"devcluster: --control-range: {e}", file=sys.stderr)
+            return 2
+        for sim in sims:
+            if getattr(sim, "name", "") == "kubevirt":
+                sim.config.control_range = cidr
 
     async def until_signalled(serving) -> None:
         stop = asyncio.Event()

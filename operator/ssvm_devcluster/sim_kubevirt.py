@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ssvm_devcluster.kubevirt_crds import kubevirt_crds
+from ssvm_devcluster.ranges import lease_control_range
 from ssvm_devcluster.simulators import ApiClient, register
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def _ns_path(plural: str, namespace: str, name: str = "") -> str:
 @dataclass
 class KubeVirtSimConfig:
     boot_delay: float = 1.0                       # seconds from VMI creation to Running (half Provisioning, half Starting)
-    control_range: str = "127.77.0.0/16"          # pod network (control NIC): loopback, so simulated guests can bind
+    # pod network (control NIC): loopback, so simulated guests can bind; None leases a free one at start (ranges.py)
+    control_range: str | None = "127.77.0.0/16"
     network_ranges: dict[str, str] = field(default_factory=dict)  # Multus networkName -> CIDR
     default_range: str = "198.18.0.0/15"          # Multus networks not listed (RFC 2544 benchmarking range)
 
@@ -96,6 +98,18 @@ class KubeVirtSimulator:
         return due is None or time.monotonic() >= due
 
     async def run(self, api: ApiClient, stop: asyncio.Event) -> None:
+        lease = lease_control_range() if self.config.control_range is None else None
+        if lease is not None:
+            self.config.control_range = lease.cidr
+            log.info("simulated control addresses from %s", lease.cidr)
+        try:
+            await self._run(api, stop)
+        finally:
+            if lease is not None:
+                lease.release()
+                self.config.control_range = None
+
+    async def _run(self, api: ApiClient, stop: asyncio.Event) -> None:
         await self._register_crds(api)
         await self._adopt_addresses(api)
         tasks = [asyncio.create_task(self._watch(api, VMS, stop), name="kubevirt-sim-watch-vms"),
@@ -300,4 +314,4 @@ class KubeVirtSimulator:
 
 @register("kubevirt")
 def _factory() -> KubeVirtSimulator:
-    return KubeVirtSimulator()
+    return KubeVirtSimulator(KubeVirtSimConfig(control_range=None))   # a free range per dev cluster

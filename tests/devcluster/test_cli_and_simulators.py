@@ -97,3 +97,40 @@ def test_kmock_reactions_inject_faults(tmp_path):
         assert proc.returncode != 0 and ("503" in proc.stderr or "unavailable" in proc.stderr.lower()), proc.stderr
         assert "namespace/default" in kubectl_run(cluster.kubeconfig_path, "get", "ns", "-o", "name").stdout
     assert not os.path.exists(str(tmp_path / "kc") + ".tmp")
+
+
+def test_two_dev_clusters_on_one_machine_take_different_control_ranges(tmp_path):
+    """Simulated guests bind their control addresses on loopback: two dev clusters (two demos, a demo and a
+    test run) must not share a range, or the second's guests never bind (Address already in use)."""
+    from ssvm_devcluster.ranges import lease_control_range
+
+    held = lease_control_range(lock_dir=tmp_path / "locks")
+    try:
+        # another process holds a range: a lease taken from here must be another one
+        script = ("import sys; from pathlib import Path; from ssvm_devcluster.ranges import lease_control_range; "
+                  f"print(lease_control_range(lock_dir=Path({str(tmp_path / 'locks')!r})).cidr)")
+        other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+        assert other != held.cidr and other.startswith("127.") and other.endswith("/16")
+    finally:
+        held.release()
+    assert lease_control_range(lock_dir=tmp_path / "locks").cidr == held.cidr, "a released range is free again"
+
+
+def test_each_dev_cluster_s_kubevirt_simulator_leases_its_own_range(tmp_path):
+    from ssvm_devcluster.simulators import default_simulators
+
+    firsts = [s for s in default_simulators() if s.name == "kubevirt"]
+    seconds = [s for s in default_simulators() if s.name == "kubevirt"]
+    with DevCluster(kubeconfig=tmp_path / "a", simulators=firsts), DevCluster(kubeconfig=tmp_path / "b", simulators=seconds):
+        wait = 200
+        while wait and not (firsts[0].config.control_range and seconds[0].config.control_range):
+            time.sleep(0.05)
+            wait -= 1
+        assert firsts[0].config.control_range and seconds[0].config.control_range
+        assert firsts[0].config.control_range != seconds[0].config.control_range
+
+
+def test_the_control_range_flag_is_checked():
+    proc = subprocess.run([sys.executable, "-m", "ssvm_operator.cli", "devcluster", "--control-range", "10.0.0.0/16"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "inside 127.0.0.0/8" in proc.stderr
