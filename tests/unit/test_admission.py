@@ -120,6 +120,8 @@ REFUSED = [
      "template.kubevirt.containerDiskImage", "OCI image reference"),
     ("ssvm-override-image", "SecondaryStorageVM", {"spec__template": {"kubevirt": {"containerDiskImage": "systemvm:`id`"}}},
      "spec.template.kubevirt.containerDiskImage", "OCI image reference"),
+    ("store-s3-not-served", "ImageStore", {"spec__protocol": "s3", "spec__url": "https://s3.example.com/bucket"}, "spec.protocol",
+     "Unsupported value"),
     ("store-url-trailing-newline", "ImageStore", {"spec__url": "nfs://10.0.0.5/export/secondary\n"}, "spec.url", "nfs://host/export/path"),
 ]
 
@@ -166,7 +168,6 @@ ACCEPTED = [
     ("quickcloud", "Zone", {SS + "enabled": False, SS + "backend": "external", SS + "template": {"external": {"hosts": [
         {"name": "store-host-1", "address": "10.4.0.7", "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"}]}}}),
     ("store-port", "ImageStore", {"spec__url": "nfs://nfs1.example.com:2049/export/sec/ondary"}),
-    ("store-s3", "ImageStore", {"spec__protocol": "s3", "spec__url": "https://s3.example.com/bucket"}),
     ("name-63", "Zone", {"metadata__name": "z" * 63}),
     ("image-digest", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "quay.io/kubevirt/fedora:39@sha256:" + "a" * 64}}}),
     ("image-registry-port", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "localhost:5000/ssvm/systemvm_4.19:v1.2-rc"}}}),

@@ -25,7 +25,8 @@ class ImageStoreSpec(ApiModel):
     zone_ref: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
                           description="Name of the Zone (same namespace) this store belongs to.",
                           json_schema_extra=immutable("zoneRef"))
-    protocol: Literal["nfs", "s3", "swift"] = Field(default="nfs", description="Storage protocol; only nfs stores are mounted by SSVMs.")
+    protocol: Literal["nfs"] = Field(default="nfs", description="Storage protocol: nfs, the one SSVMs mount; object stores (s3, swift) "
+                                                                "are refused until the operator serves them.")
     url: str = Field(min_length=1, max_length=2048, description="Location of the store, e.g. nfs://10.0.0.5/export/secondary.",
                      json_schema_extra=immutable("url"))
     nfs_version: Literal["3", "4", "4.0", "4.1", "4.2"] | None = Field(default=None, description="NFS version; the zone's when unset.")
