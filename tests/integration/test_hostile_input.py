@@ -77,3 +77,19 @@ def test_a_zone_name_of_63_characters_converges_and_64_is_refused(gapi):  # noqa
                                                                or {}).get(key)) and r.get("result") == "Succeeded" and r)
             assert record["appliedHash"] == record["desiredHash"]
         op.check()
+
+
+def test_store_conditions_tell_the_truth_before_any_ssvm_and_after_the_zone_goes(gapi):  # noqa: F811
+    gapi.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {"template": IMAGE, "enabled": False}})
+    gapi.store("s1", "z1")
+    with OperatorThread(gapi.ns, None, scan_interval=3.0) as op:
+        store = wait_for("Mounted evaluated without any running SSVM", lambda: (s := gapi.get(c.IMAGESTORE_PLURAL, "s1")) and
+                         condition(s, "Mounted").get("reason") == "NoRunningSSVM" and s, timeout=30)
+        assert condition(store, "Ready")["reason"] == "NoRunningSSVM"
+        assert condition(store, "ZoneFound")["status"] == "True"
+        gapi.delete(c.ZONE_PLURAL, "z1")
+        store = wait_for("ZoneFound rewritten once the zone is gone", lambda: (s := gapi.get(c.IMAGESTORE_PLURAL, "s1")) and
+                         condition(s, "ZoneFound").get("status") == "False" and s, timeout=30)
+        assert condition(store, "ZoneFound")["reason"] == "ZoneNotFound" and "was deleted" in condition(store, "ZoneFound")["message"]
+        wait_for("Ready follows ZoneFound", lambda: condition(gapi.get(c.IMAGESTORE_PLURAL, "s1"), "Ready").get("reason") == "ZoneNotFound")
+        op.check()

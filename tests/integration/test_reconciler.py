@@ -195,3 +195,10 @@ def test_min_running_two_then_a_second_store_keeps_two_ssvms(api, memory, operat
     zone = wait_for("zone Ready", lambda: (z := api.get(c.ZONE_PLURAL, "z1")) and condition(z, "Ready").get("status") == "True" and z)
     assert zone["status"]["desiredSSVMs"] == 2 and len(api.ssvms()) == 2, api.ssvms().keys()
     assert {s["spec"]["role"] for s in api.ssvms().values()} == {"templateProcessor"}
+
+
+def test_an_orphaned_ssvm_says_its_zone_is_missing(api, memory, operator):
+    api.create(c.SSVM_PLURAL, c.SSVM_KIND, "orphan", {"zoneRef": "nowhere"})
+    ssvm = wait_for("the orphan evaluated", lambda: (s := api.get(c.SSVM_PLURAL, "orphan")) and
+                    condition(s, "Ready").get("reason") == "ZoneNotFound" and s)
+    assert (condition(ssvm, "VMReady")["status"], condition(ssvm, "VMReady")["reason"]) == ("Unknown", "ZoneNotFound")

@@ -20,8 +20,8 @@ CASES = [
     ("disabled", zone(enabled=False), [StoreView("s")], OK, None, False, {"SecondaryStorageEnabled": "Disabled"}),
     ("no template configured", zone(template_configured=False), [StoreView("s")], OK, None, False,
      {"TemplateReady": "TemplateNotConfigured"}),
-    ("template not ready in backend", zone(), [StoreView("s")], BackendReadiness(True, False, "X", "pulling"), None, False,
-     {"TemplateReady": "TemplateNotReady"}),
+    ("template not ready in backend", zone(), [StoreView("s")], BackendReadiness(True, False, "TemplateMissing", "no image"), None, False,
+     {"TemplateReady": "TemplateMissing"}),
     ("no store", zone(), [], OK, None, False, {"ImageStoreAvailable": "NoImageStore"}),
     ("only read-only stores", zone(), [StoreView("s", writable=False)], OK, None, False,
      {"ImageStoreAvailable": "NoWritableImageStore"}),
@@ -118,3 +118,11 @@ def test_ready_rolls_up_the_ssvms_failures(ssvms, reason, message):
         assert (ready["status"], ready["reason"], ready["message"]) == ("False", reason, message)
     else:
         assert ready["reason"] != "SSVMsFailing"
+
+
+def test_a_template_problem_is_not_reported_as_the_backends_reason():
+    """BackendReady=True with reason TemplateMissing read as a contradiction: the reason belongs to TemplateReady."""
+    result = evaluate_zone_readiness(zone(), [StoreView("s")], BackendReadiness(True, False, "TemplateMissing", "no image"))
+    by_type = {c.type: c for c in result.conditions}
+    assert (by_type["TemplateReady"].status, by_type["TemplateReady"].reason) == ("False", "TemplateMissing")
+    assert (by_type["BackendReady"].status, by_type["BackendReady"].reason) == ("True", "BackendReady")

@@ -14,6 +14,7 @@ from ssvm_operator import constants as c
 from ssvm_operator.controllers import ids
 from ssvm_operator.controllers.guest.cluster import MESH_KEY, KubeCluster
 from ssvm_operator.controllers.guest.mesh import address_of
+from ssvm_operator.controllers.guest.status import store_status_patch
 from ssvm_operator.controllers.guest.worker import GuestOps
 from ssvm_operator.kube.client import ApiError
 
@@ -50,11 +51,22 @@ class GuestController:
         if namespace:
             self._wake_zone(namespace, name, kwargs)
 
-    def on_store_event(self, namespace: str, body: kopf.Body, **kwargs: Any) -> None:
+    async def on_store_event(self, type: str | None, namespace: str, name: str, body: kopf.Body, **kwargs: Any) -> None:
         self.cluster.use(kwargs)
         zone = (body.get("spec") or {}).get("zoneRef")
         if namespace and zone:
             self._wake_zone(namespace, zone, kwargs)
+        if not namespace or type == "DELETED":
+            return
+        # Mounted and Ready follow from the mounts and ZoneFound: a store no SSVM has set up yet, or whose zone
+        # went, says so instead of keeping the initial "not evaluated" or a stale text (idempotent: no write loop).
+        status, generation = body.get("status") or {}, body.get("metadata", {}).get("generation")
+        if store_status_patch(status, list(status.get("mounts") or []), generation):
+            try:
+                await self.cluster.update_store_status(namespace, name, lambda st, b: store_status_patch(
+                    st, list(st.get("mounts") or []), b["metadata"].get("generation")))
+            except ApiError:
+                pass   # the store's next event brings this handler again
 
     async def guest_worker(self, namespace: str, name: str, body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
         self.cluster.use(kwargs)

@@ -174,7 +174,7 @@ def store_status_patch(status: Mapping[str, Any] | None, mounts: list[dict[str, 
     elif mounted:
         cond = ("True", "Mounted", f"Mounted on {len(mounted)} SSVM(s).")
     else:
-        cond = ("Unknown", "NoSSVM", "No running SSVM has set this store up yet.")
+        cond = ("Unknown", "NoRunningSSVM", "No running SSVM of the zone has set this store up yet; the zone's Ready says why.")
     conds = set_condition(conds, "Mounted", *cond, generation)
     zone_found = find_condition(conds, "ZoneFound")
     if zone_found is not None and zone_found.get("status") == "False":

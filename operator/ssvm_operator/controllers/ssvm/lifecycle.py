@@ -163,6 +163,8 @@ def ssvm_conditions(req: SSVMRequest, observed: ObservedVM | None, gate: GateRes
                     desired_running: bool, error: tuple[str, str] | None) -> tuple[CondSpec, CondSpec]:
     if error is not None:
         vm_ready = CondSpec("VMReady", "False", error[0], error[1])
+    elif observed is None and not zone_found:
+        vm_ready = CondSpec("VMReady", "Unknown", "ZoneNotFound", "The zone is missing, so its backend is not known.")
     elif observed is None:
         vm_ready = CondSpec("VMReady", "Unknown", "BackendUnreachable", "The backend could not be asked.")
     elif observed.phase == VMPhase.RUNNING:

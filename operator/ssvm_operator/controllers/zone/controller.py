@@ -108,8 +108,9 @@ class ZoneController:
                 logger.warning("zone %s: API error %s %s; retrying in %.1fs", name, e.status, e.reason, delay)
             await self.kube.wakeups.sleep(key, delay, lambda: bool(stopped))
 
-    async def zone_deleted(self, namespace: str, name: str, logger: Any, **_: Any) -> None:
-        """The finalizer: every SSVM of the zone (and so its VM) is destroyed before the zone goes."""
+    async def zone_deleted(self, namespace: str, name: str, logger: Any, stores_by_zone: kopf.Index, **_: Any) -> None:
+        """The finalizer: every SSVM of the zone (and so its VM) is destroyed before the zone goes; its stores
+        then say ZoneFound=False."""
         client = self.kube.client
         try:
             mine = [s for s in await client.list(c.SSVM_PLURAL, namespace) if (s.get("spec") or {}).get("zoneRef") == name]
@@ -120,6 +121,12 @@ class ZoneController:
             raise kopf.TemporaryError(f"listing or deleting the zone's SSVMs failed: {e.status} {e.reason}", delay=5) from None
         if mine:
             raise kopf.TemporaryError(f"waiting for {len(mine)} SSVM(s) and their VMs to be destroyed", delay=1)
+        for store in stores_by_zone.get((namespace, name), []):
+            try:
+                await self.kube.status.write_named(c.IMAGESTORE_PLURAL, namespace, store["metadata"]["name"], lambda st, b: zone_found_patch(
+                    st, b, "False", "ZoneNotFound", f"Zone {name} was deleted; no Zone {name} in namespace {namespace}."))
+            except ApiError as e:
+                logger.info("zone %s: marking store %s ZoneNotFound failed: %s", name, store["metadata"]["name"], e.reason)
         self.kube.wakeups.forget((KIND, namespace, name))
         self.kube.unseen.forget_owner(c.SSVM_KIND, namespace, name)
         self.reconciler.forget(namespace, name)

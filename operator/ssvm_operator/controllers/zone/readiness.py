@@ -43,6 +43,9 @@ def evaluate_zone_readiness(zone: ZoneView, stores: Sequence[StoreView], backend
         conds.append(CondSpec(TEMPLATE, "Unknown", err_reason, err_message))
     elif backend.template_ready:
         conds.append(CondSpec(TEMPLATE, "True", "TemplateAvailable", f"The system VM template is available to the {zone.backend} backend."))
+    elif backend.can_run_vms:   # the backend's one reason is then about the template (TemplateMissing, CDINotInstalled)
+        conds.append(CondSpec(TEMPLATE, "False", backend.reason or "TemplateNotReady",
+                              backend.message or f"The {zone.backend} backend has no usable template."))
     else:
         conds.append(CondSpec(TEMPLATE, "False", "TemplateNotReady", backend.message or f"The {zone.backend} backend has no usable template."))
 
@@ -57,6 +60,8 @@ def evaluate_zone_readiness(zone: ZoneView, stores: Sequence[StoreView], backend
 
     if backend is None:
         conds.append(CondSpec(BACKEND, "False", err_reason, err_message))
+    elif backend.can_run_vms and not backend.template_ready:   # its reason went to TemplateReady
+        conds.append(CondSpec(BACKEND, "True", "BackendReady", f"The {zone.backend} backend can run VMs."))
     elif backend.can_run_vms:
         conds.append(CondSpec(BACKEND, "True", backend.reason or "BackendReady", backend.message or f"The {zone.backend} backend can run VMs."))
     else:
