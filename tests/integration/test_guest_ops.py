@@ -83,7 +83,9 @@ def test_a_zone_converges_to_running_ssvms_with_applied_actions(gapi, guest_clus
             _, guest = guests.guests[(gapi.ns, name)]
             allow = json.loads((guest.state_dir / "etc/ssvm-agent/copy-server.json").read_text())["allow"]
             assert allow == [ip for n, ip in public.items() if n != name]
-        stores = {n: gapi.get(c.IMAGESTORE_PLURAL, n) for n in ("s1", "s2")}
+        # an SSVM's own status is written before the stores' mounts: wait for those to land too
+        stores = wait_for("both stores mounted on both SSVMs", lambda: (st := {n: gapi.get(c.IMAGESTORE_PLURAL, n) for n in ("s1", "s2")})
+                          and all(len((x.get("status") or {}).get("mounts") or []) == 2 for x in st.values()) and st)
         for store in stores.values():
             mounts = store["status"]["mounts"]
             assert sorted(m["ssvm"] for m in mounts) == sorted(ssvms), mounts

@@ -21,6 +21,10 @@ def _secret(api: Api, name: str, data: dict[str, bytes]) -> None:
     api.core.create_namespaced_secret(api.ns, body)
 
 
+def _events(api: Api, type_: str) -> list[dict]:
+    return sorted((e for e in api.events() if e["type"] == type_), key=lambda e: (e["involved_object"]["name"], e["reason"]))
+
+
 def _zone_ready(api: Api, name: str, reason: str):
     def check():
         zone = api.get(c.ZONE_PLURAL, name)
@@ -55,9 +59,18 @@ def test_a_missing_copy_password_secret_is_a_reason_on_the_ssvm_and_the_zone(gap
         assert condition(ssvm, "StoresMounted")["reason"] == "CopyPasswordSecretNotFound"
         ready = wait_for("the zone rolls it up", _zone_ready(gapi, "z1", "SSVMsFailing"), timeout=30)
         assert ready["message"].startswith("1 of 1 SSVMs CopyPasswordSecretNotFound")
+        warnings = wait_for("one Warning on the SSVM and one on the zone", lambda: (w := _events(gapi, "Warning")) and
+                            {"z1-ssvm-1", "z1"} <= {e["involved_object"]["name"] for e in w} and w)
+        assert [(e["involved_object"]["name"], e["reason"]) for e in warnings] == \
+            [("z1", "SSVMsFailing"), ("z1-ssvm-1", "CopyPasswordSecretNotFound")]
         _secret(gapi, "copy", {"password": b"a-good-copy-password"})
         wait_for("the zone Ready once the Secret exists", _zone_ready(gapi, "z1", "SSVMsRunning"), timeout=60)
         assert condition(gapi.get(c.SSVM_PLURAL, "z1-ssvm-1"), "StoresMounted")["status"] == "True"
+        recovered = wait_for("Recovered on both", lambda: (r := [e for e in _events(gapi, "Normal") if e["reason"] == "Recovered"])
+                             and len(r) == 2 and r)
+        assert {e["involved_object"]["name"] for e in recovered} == {"z1", "z1-ssvm-1"}
+        assert len(_events(gapi, "Warning")) == 2, "no repeated Warning while it lasted"
+        assert {e["reporting_component"] for e in gapi.events()} == {"ssvm-operator"}, "every Event from ssvm-operator, none from kopf"
         op.check()
 
 

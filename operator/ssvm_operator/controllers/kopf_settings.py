@@ -17,7 +17,9 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig, **_: Any)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
     settings.persistence.finalizer = f"{c.GROUP}/finalizer"
-    # kopf's own "handler succeeded" events are noise to users; ours carry the meaning.
+    # Events come from the reporting controller ssvm-operator alone (kube/events.py), never from kopf's
+    # poster: a handler's own failure is a log line and a condition, not a second kind of Event.
+    settings.posting.enabled = False
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -9,7 +9,7 @@ import asyncio
 import datetime
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ SSVM_REQUEST_IGNORED = "SSVMRequestIgnored"
 SSVM_UPGRADING = "SSVMUpgrading"   # the zone's rolling update replaces it (cloudstack-sysvmadm)
 SSVM_UPGRADED = "SSVMUpgraded"
 BACKEND_ERROR = "BackendError"
+RECOVERED = "Recovered"   # Normal: an object whose Ready named a failure is Ready again (the failure's own reason is the Warning's)
 # Guest health.
 SSVM_UNHEALTHY = "SSVMUnhealthy"
 SSVM_RECREATED = "SSVMRecreated"
@@ -40,7 +41,7 @@ SSH_KEY_PROMOTED = "SSHKeyPromoted"
 SSH_KEY_ROTATED = "SSHKeyRotated"
 
 REASONS = (SSVM_CREATED, SSVM_CREATE_FAILED, SSVM_NAME_TAKEN, SSVM_STARTED, SSVM_STOPPED, SSVM_REBOOTED, SSVM_DESTROYED, SSVM_START_FAILED,
-           SSVM_REQUEST_IGNORED, SSVM_UPGRADING, SSVM_UPGRADED, BACKEND_ERROR, SSVM_UNHEALTHY, SSVM_RECREATED,
+           SSVM_REQUEST_IGNORED, SSVM_UPGRADING, SSVM_UPGRADED, BACKEND_ERROR, RECOVERED, SSVM_UNHEALTHY, SSVM_RECREATED,
            SSH_KEY_ROTATION_STARTED, SSH_KEY_PROMOTED, SSH_KEY_ROTATED)
 REPORTER = c.MANAGED_BY
 MESSAGE_MAX = 1024
@@ -108,3 +109,37 @@ class EventPoster:
             await self.client.create_event(body["metadata"]["namespace"], body)
         except Exception as e:  # noqa: BLE001 - an Event that cannot be posted never fails reconciliation
             log.debug("event %s not posted: %s", body["reason"], e)
+
+
+class FailureEvents:
+    """One Warning when an object's Ready starts naming a failure (the Event's reason is the failure's), one
+    Normal `Recovered` when it is Ready again; nothing while it stays the same or only makes progress.
+    `is_failure` tells a failure reason from progress (booting, waiting): kinds differ in which are which."""
+
+    def __init__(self, is_failure: Callable[[str], bool]) -> None:
+        self.is_failure = is_failure
+        self.failing: dict[tuple[str, str], str | None] = {}
+
+    def _failure(self, ready: Mapping[str, Any] | None) -> str | None:
+        reason = (ready or {}).get("reason") or ""
+        return reason if (ready or {}).get("status") == "False" and self.is_failure(reason) else None
+
+    def seen(self, key: tuple[str, str], ready: Mapping[str, Any] | None) -> None:
+        """The Ready an object had when first seen (after a restart its failure was announced already)."""
+        self.failing.setdefault(key, self._failure(ready))
+
+    def changed(self, key: tuple[str, str], name: str, ready: Mapping[str, Any] | None) -> list[EventSpec]:
+        """Events for a Ready just written."""
+        if ready is None:
+            return []
+        now, before = self._failure(ready), self.failing.get(key)
+        if now is not None and now != before:
+            self.failing[key] = now
+            return [EventSpec(now, f"{name}: {ready.get('message') or now}"[:MESSAGE_MAX], "Warning", on_zone=False)]
+        if before is not None and ready.get("status") == "True":
+            self.failing[key] = None
+            return [EventSpec(RECOVERED, f"{name} is Ready again ({before} cleared).", on_zone=False)]
+        return []
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self.failing.pop(key, None)

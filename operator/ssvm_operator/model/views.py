@@ -24,6 +24,19 @@ PROGRESS_REASONS = frozenset({
 })
 
 
+def is_ssvm_failure(reason: str) -> bool:
+    """An SSVM's Ready reason that names a failure, not progress (booting, being configured, stopped as asked)."""
+    return bool(reason) and reason not in PROGRESS_REASONS and not reason.endswith("Pending")
+
+
+# A zone's Ready reasons that are progress or a normal state, not a failure to announce.
+ZONE_PROGRESS_REASONS = frozenset({"Progressing", "StoppingSSVMs", "NoImageStore", "Initializing"})
+
+
+def is_zone_failure(reason: str) -> bool:
+    return bool(reason) and reason not in ZONE_PROGRESS_REASONS
+
+
 @dataclass(frozen=True)
 class CondSpec:
     """A condition to set: type, status, reason, message (lastTransitionTime is the writer's business)."""
@@ -134,8 +147,7 @@ class SSVMView:
     @property
     def failing(self) -> bool:
         """Wanted running, and its Ready says a failure rather than progress (HostKeyMismatch, a missing Secret...)."""
-        return (not self.deleting and self.desired_state == "Running" and bool(self.ready_reason)
-                and self.ready_reason not in PROGRESS_REASONS and not self.ready_reason.endswith("Pending"))
+        return not self.deleting and self.desired_state == "Running" and is_ssvm_failure(self.ready_reason)
 
     @property
     def counted(self) -> bool:

@@ -30,7 +30,8 @@ from ssvm_operator.controllers.ssvm.vm_request import VMRequestBuilder
 from ssvm_operator.kube import events as ev
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.events import ref_of
-from ssvm_operator.model.views import POOL_RESTART_ANNOTATION
+from ssvm_operator.model.conditions import find_condition
+from ssvm_operator.model.views import POOL_RESTART_ANNOTATION, is_ssvm_failure
 from ssvm_operator.model.vm import ObservedVM, VMPhase
 
 KIND = c.SSVM_KIND
@@ -56,10 +57,12 @@ class SSVMReconciler:
     def __init__(self, kube: Kube, backends: BackendRegistry, gate: StartGate, requests: VMRequestBuilder) -> None:
         self.kube, self.backends, self.gate, self.requests = kube, backends, gate, requests
         self.last_errors: dict[tuple[str, str], str] = {}
+        self.failures = ev.FailureEvents(is_ssvm_failure)
         self.gate_failing_since: dict[tuple[str, str, str], tuple[str | None, float]] = {}
 
     def forget(self, namespace: str, name: str) -> None:
         self.last_errors.pop((namespace, name), None)
+        self.failures.forget((namespace, name))
         self.gate_failing_since.pop((KIND, namespace, name), None)
 
     def error_changed(self, namespace: str, name: str, reason: str | None) -> bool:
@@ -133,6 +136,7 @@ class SSVMReconciler:
         ns, name = meta["namespace"], meta["name"]
         if meta.get("deletionTimestamp"):
             return PassResult(True, None, False)
+        self.failures.seen((ns, name), find_condition((ssvm.get("status") or {}).get("conditions"), "Ready"))
         zone_spec = (zone or {}).get("spec") or {}
         zone_found = zone is not None
         zone_enabled = (zone_spec.get("secondaryStorage") or {}).get("enabled", True)
@@ -178,6 +182,9 @@ class SSVMReconciler:
             zone_found=zone_found, backend_kind=kind, error=error))
         old_state = (ssvm.get("status") or {}).get("state")
         events = list(plan.events) + list(transition_events(name, old_state, written.get("state", old_state)))
+        if "conditions" in written:   # a backend error has its own Warning below: not a second one for it
+            events += [e for e in self.failures.changed((ns, name), name, find_condition(written["conditions"], "Ready"))
+                       if error is None or e.reason != error[0]]
         if self.error_changed(ns, name, error[0] if error else None):
             reason = ev.SSVM_CREATE_FAILED if failed_action in ("ensure", "recreate") else (
                 ev.SSVM_START_FAILED if failed_action == "start" else ev.BACKEND_ERROR)

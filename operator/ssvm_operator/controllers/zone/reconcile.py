@@ -25,7 +25,9 @@ from ssvm_operator.kube.client import ApiError
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.events import object_ref
 from ssvm_operator.model.spec_hash import material_hash
-from ssvm_operator.model.views import POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION, SSVMView, StoreView, ZoneView
+from ssvm_operator.model.conditions import find_condition
+from ssvm_operator.model.views import (POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION, SSVMView, StoreView, ZoneView,
+                                       is_zone_failure)
 
 KIND = c.ZONE_KIND
 READINESS_TTL = 10.0   # seconds a backend's readiness answer is reused for an unchanged zone spec
@@ -38,10 +40,12 @@ class ZoneReconciler:
         self._generations: dict[tuple[str, str], int | None] = {}
         self._upgraded: dict[tuple[str, str], set[str]] = {}   # SSVMs whose SSVMUpgraded Event was posted
         self._foreign: dict[tuple[str, str], set[str]] = {}    # slot names a create found held by another zone's SSVM
+        self.failures = ev.FailureEvents(is_zone_failure)
 
     def forget(self, namespace: str, name: str) -> None:
         for state in (self._readiness, self._generations, self._upgraded, self._foreign):
             state.pop((namespace, name), None)
+        self.failures.forget((namespace, name))
 
     async def run(self, zone: Mapping[str, Any], stores: list[Mapping[str, Any]], indexed: list[Mapping[str, Any]],
                   logger: Any, held_elsewhere: Container[str] = ()) -> list[str]:
@@ -68,8 +72,12 @@ class ZoneReconciler:
             for s in ssvms:   # the zone's spec changed (enabled, offering...): every SSVM re-plans now
                 self.kube.wakeups.wake((c.SSVM_KIND, view.namespace, s["metadata"]["name"]))
         await self._mark_stores_found(view, stores)
-        await self.kube.status.write(c.ZONE_PLURAL, zone, lambda status, _b: zone_status_patch(
+        self.failures.seen(key, find_condition((zone.get("status") or {}).get("conditions"), "Ready"))
+        written = await self.kube.status.write(c.ZONE_PLURAL, zone, lambda status, _b: zone_status_patch(
             status, view, readiness, plan, ssvm_views, extra=(rollout.condition,)))
+        if "conditions" in written:
+            self.kube.events.post(self.failures.changed(key, view.name, find_condition(written["conditions"], "Ready")),
+                                  object_ref(KIND, view.namespace, view.name, zone["metadata"].get("uid")), None)
         _record_counts(view, plan, ssvm_views, readiness)
         return failures
 
