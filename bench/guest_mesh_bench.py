@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from ssvm_devcluster.simserver import start_simulated_guest  # noqa: E402
+from ssvm_operator.controllers.guest import status as guest_status  # noqa: E402
 from ssvm_operator.controllers.guest.mesh import Mesh  # noqa: E402
 from ssvm_operator.controllers.guest.worker import GuestOps, GuestSettings  # noqa: E402
 from ssvm_operator.controllers.keys.rotation import Logins  # noqa: E402
@@ -56,7 +57,8 @@ def address(i: int) -> str:
     return f"127.62.{i // 250}.{i % 250 + 2}"
 
 
-async def bench(n: int, transport: str, steady_seconds: float, quiet: float) -> dict[str, Any]:
+async def bench(n: int, transport: str, steady_seconds: float, quiet: float, heartbeat: float) -> dict[str, Any]:
+    guest_status.HEALTH_HEARTBEAT_SECONDS = heartbeat   # the product's is 600 s; shorter shows the heartbeat in a short run
     cluster = MemoryCluster()
     cluster.add_zone(NS, ZONE, health={"intervalSeconds": 5, "failureThreshold": 3})
     cluster.add_store(NS, "store-1", ZONE)
@@ -114,7 +116,9 @@ async def bench(n: int, transport: str, steady_seconds: float, quiet: float) -> 
         for w in ops.workers.values():
             w.next_check = 0.0
         ops.wake_all()
+        writes_before = cluster.status_writes
         await asyncio.sleep(steady_seconds)
+        steady_writes = cluster.status_writes - writes_before
         total = Counter()
         for ch in channels.values():
             total.update(ch.calls)
@@ -133,7 +137,9 @@ async def bench(n: int, transport: str, steady_seconds: float, quiet: float) -> 
                   "actionPushes": sum(burst[a] for a in PUSHES), "sshCalls": sum(burst.values()), "byAction": dict(burst)},
         "cloudstackFirewallCommands": n * (n + 1) // 2,
         "steady": {"seconds": steady_seconds, "checks": steady["check"], "actionPushes": steady_pushes,
-                   "pushesPerHour": round(steady_pushes * 3600 / steady_seconds, 1), "byAction": dict(steady)},
+                   "pushesPerHour": round(steady_pushes * 3600 / steady_seconds, 1), "byAction": dict(steady),
+                   "healthHeartbeatSeconds": heartbeat, "statusWrites": steady_writes,
+                   "statusWritesPerSSVMPerHour": round(steady_writes * 3600 / steady_seconds / n, 2)},
     }
 
 
@@ -143,10 +149,12 @@ def main() -> int:
     parser.add_argument("--transport", choices=("ssh", "fake"), default="ssh")
     parser.add_argument("--steady-seconds", type=float, default=10.0)
     parser.add_argument("--quiet", type=float, default=1.0, help="the mesh's quiet period (the operator's default: 1 s)")
+    parser.add_argument("--heartbeat", type=float, default=600.0,
+                        help="seconds between writes of an unchanged health result (the operator's: 600)")
     args = parser.parse_args()
     # The simulated guests' SSH servers log every connection the client closes first: noise for a benchmark.
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-    result = asyncio.run(bench(args.ssvms, args.transport, args.steady_seconds, args.quiet))
+    result = asyncio.run(bench(args.ssvms, args.transport, args.steady_seconds, args.quiet, args.heartbeat))
     print(json.dumps(result, indent=2))
     b, s = result["burst"], result["steady"]
     rows = [("SSVMs coming up at once", result["ssvms"]), ("transport", result["transport"]),
@@ -155,7 +163,9 @@ def main() -> int:
             ("all action pushes (setup-store + firewall + vm-setup)", b["actionPushes"]),
             ("all SSH calls incl. gate and checks", b["sshCalls"]), ("time to a converged mesh (s)", b["seconds"]),
             (f"steady state: health checks in {s['seconds']:g} s", s["checks"]),
-            ("steady state: action pushes per hour", s["pushesPerHour"])]
+            ("steady state: action pushes per hour", s["pushesPerHour"]),
+            (f"steady state: status writes per SSVM per hour (heartbeat {s['healthHeartbeatSeconds']:g} s)",
+             s["statusWritesPerSSVMPerHour"])]
     width = max(len(r[0]) for r in rows)
     print()
     for label, value in rows:

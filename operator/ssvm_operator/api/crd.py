@@ -71,6 +71,9 @@ KINDS: tuple[KindInfo, ...] = (
         _col("Ready", READY),
         _col("Public-IP", ".status.nics.public.ip"),
         _col("Control-IP", ".status.nics.control.ip", priority=1),
+        _col("Healthy", ".status.health.healthy", "boolean", priority=1, description="Whether the last health check passed."),
+        _col("Last-Check", ".status.health.lastCheckTime", "date", priority=1,
+             description="When a health check last ran (rewritten at least every 10 minutes while checks run)."),
         AGE,
     ), name_max=63, name_why="it is its VM's host name and the value of the ssvm.io/ssvm label"),
 )

@@ -33,6 +33,10 @@ class SecondaryStorageVMSpec(ApiModel):
     recreate_request: str | None = Field(
         default=None, pattern=TOKEN_PATTERN,
         description="Set to a new token to destroy and recreate the SSVM's VM once; acknowledged in status.observedRecreateRequest.")
+    check_request: str | None = Field(
+        default=None, pattern=TOKEN_PATTERN,
+        description="Set to a new token to run a health check now; its result is in status.health, acknowledged in "
+                    "status.observedCheckRequest.")
 
 
 class NicStatus(ApiModel):
@@ -101,8 +105,8 @@ class HealthStatus(ApiModel):
     """The last health check (CloudStack's ssvm-check.sh, run periodically)."""
 
     last_check_time: datetime.datetime | None = Field(
-        default=None, description="When a check last found something different from the check before it; checks run every "
-                                  "health.intervalSeconds, and one that finds the same writes nothing.")
+        default=None, description="When a check last ran, as of the last write: checks run every health.intervalSeconds; one "
+                                  "that finds what the one before found is written only when this is 10 minutes old.")
     healthy: bool | None = Field(default=None, description="Whether every check passed.")
     consecutive_failures: int | None = Field(default=None, ge=0, description="Failed checks in a row.")
     active_sessions: int | None = Field(default=None, ge=0, description="Copy sessions in progress.")
@@ -131,6 +135,7 @@ class SecondaryStorageVMStatus(ObjectStatus):
     health: HealthStatus | None = Field(default=None, description="The last health check.")
     observed_reboot_request: str | None = Field(default=None, description="The last rebootRequest token acted on.")
     observed_recreate_request: str | None = Field(default=None, description="The last recreateRequest token acted on.")
+    observed_check_request: str | None = Field(default=None, description="The last checkRequest token whose check ran (result in health).")
 
 
 class SecondaryStorageVM(ApiModel):

@@ -2,6 +2,7 @@
 Everything written here is already redacted by the channel; messages are cut to the schema's limits."""
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,9 +114,22 @@ def not_running_conditions(conditions: Sequence[Mapping[str, Any]], state: str |
     return out
 
 
+HEALTH_HEARTBEAT_SECONDS = 600   # an unchanged check result is written this often, so lastCheckTime shows checks run
+
+
+def _age_seconds(stamp: str | None, now: str) -> float:
+    """Seconds from an RFC 3339 time stamp to `now` (infinite when there is none or it is unreadable)."""
+    try:
+        parse = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+        return (parse(now) - parse(stamp)).total_seconds() if stamp else float("inf")
+    except ValueError:
+        return float("inf")
+
+
 def health_status(previous: Mapping[str, Any] | None, report: Mapping[str, Any] | None, error: tuple[str, str] | None,
-                  now: str | None = None) -> dict[str, Any]:
-    """status.health from a `check` answer (or the channel error that kept it from running)."""
+                  now: str | None = None, force: bool = False) -> dict[str, Any]:
+    """status.health from a `check` answer (or the channel error that kept it from running); `force` (a
+    checkRequest) records this check's time even when it found what the last one found."""
     previous = previous or {}
     healthy = error is None and bool(report and report.get("healthy"))
     checks = [{"name": str(c.get("name", "?"))[:253], "ok": bool(c.get("ok")), "message": _cut(str(c.get("detail", "")), 1000)}
@@ -128,9 +142,11 @@ def health_status(previous: Mapping[str, Any] | None, report: Mapping[str, Any] 
         "activeSessions": int((report or {}).get("activeSessions") or 0) if error is None else previous.get("activeSessions", 0),
         "checks": checks,
     }
-    # A check that finds what the last one found writes nothing: no status churn at steady state.
-    unchanged = all(previous.get(k) == v for k, v in result.items()) and previous.get("lastCheckTime")
-    return {"lastCheckTime": previous["lastCheckTime"] if unchanged else (now or utcnow()), **result}
+    # A check that finds what the last one found writes nothing, but for a heartbeat every 10 minutes.
+    now = now or utcnow()
+    unchanged = (all(previous.get(k) == v for k, v in result.items()) and not force
+                 and _age_seconds(previous.get("lastCheckTime"), now) < HEALTH_HEARTBEAT_SECONDS)
+    return {"lastCheckTime": previous["lastCheckTime"] if unchanged else now, **result}
 
 
 def healthy_condition(conditions: Sequence[Mapping[str, Any]], health: Mapping[str, Any], error: tuple[str, str] | None,

@@ -179,7 +179,9 @@ class GuestOps:
             outcomes.append(outcome)
             if outcome.transport:
                 break   # the guest is unreachable: the rest waits for the next pass
-        health_patch, recreate = await self._health(w, body, zone, seen, channel, target, bool(outcomes))
+        requested = (body.get("spec") or {}).get("checkRequest")
+        asked = requested if requested and requested != status.get("observedCheckRequest") else None
+        health_patch, recreate = await self._health(w, body, zone, seen, channel, target, bool(outcomes), asked)
         nfs = sum(1 for s in stores if s.protocol == "nfs")
         await self._write(namespace, name, planned, outcomes, health_patch, nfs, len(peers), seen)
         for outcome in outcomes:
@@ -270,10 +272,11 @@ class GuestOps:
 
     # --- health ---
     async def _health(self, w: _Worker, body: Mapping[str, Any], zone: Mapping[str, Any], seen: Reached, channel: GuestChannel,
-                      target: GuestTarget, pushed: bool) -> tuple[dict[str, Any] | None, str | None]:
+                      target: GuestTarget, pushed: bool, asked: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
+        """The periodic check when due (or just after a push, or now for a new checkRequest token `asked`)."""
         policy = _spec(zone).get("health") or {}
         interval = float(policy.get("intervalSeconds", 60))
-        if self.clock() < w.next_check and not pushed:
+        if self.clock() < w.next_check and not pushed and not asked:
             return None, None
         w.next_check = self.clock() + interval
         payload: dict[str, Any] = {"timeoutSeconds": self.settings.check_timeout, "copyServer": self.settings.check_copy_server}
@@ -294,7 +297,7 @@ class GuestOps:
         except errors.GuestError as e:
             error = (e.reason, e.message)
         previous = (body.get("status") or {}).get("health") or {}
-        health = health_status(previous, report, error)
+        health = health_status(previous, report, error, force=bool(asked))
         if pushed and not health["healthy"]:
             # Just configured: its services may still be starting, so look again soon rather than an interval later.
             w.next_check = self.clock() + min(interval, SETTLE_RECHECK_SECONDS)
@@ -307,7 +310,7 @@ class GuestOps:
             recreate = f"{health['consecutiveFailures']} failed health checks in a row ({problems})"
             health["consecutiveFailures"] = 0   # the new VM starts counting afresh
         problems = list((report or {}).get("problems") or [])
-        return {"health": health, "_error": error, "_problems": problems}, recreate
+        return {"health": health, "_error": error, "_problems": problems, "_asked": asked}, recreate
 
     async def _recreate(self, body: Mapping[str, Any], why: str) -> None:
         meta = body["metadata"]
@@ -352,6 +355,8 @@ class GuestOps:
             wanted: dict[str, Any] = {"actions": actions, "hostKeyFingerprint": seen.host_fingerprint}
             if health is not None:
                 wanted["health"] = health["health"]
+                if health["_asked"]:
+                    wanted["observedCheckRequest"] = health["_asked"]
                 conds = healthy_condition(conds, health["health"], health["_error"], health["_problems"], generation)
             wanted["conditions"] = conds
             return GuestOps._diff(status, wanted)
