@@ -16,6 +16,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("ssvm_operator.commands.crds", "print the CustomResourceDefinitions as YAML"),
     "render": ("ssvm_operator.commands.render", "print what the operator would create for manifests, offline"),
     "devcluster": ("ssvm_devcluster.cli", "serve an embedded, emulated Kubernetes API for demos and tests"),
+    "ssvm": ("ssvm_operator.commands.ssvm", "day-2 verbs on SSVMs: list, start, stop, reboot, recreate, check"),
+    "zone": ("ssvm_operator.commands.zone", "a zone's status: conditions, SSVMs, stores and Events"),
 }
 
 
@@ -50,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args._run(args) or 0)
+
+
+def kubectl_plugin(argv: list[str] | None = None) -> int:
+    """`kubectl ssvm ...` (an executable named kubectl-ssvm on PATH): `kubectl ssvm zone status z1` is
+    `ssvm-operator zone status z1`; everything else is `ssvm-operator ssvm ...`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return main(argv if argv[:1] == ["zone"] else ["ssvm", *argv])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
-"""Day-2 operations on both control planes: a health check on request."""
+"""Day-2 operations on both control planes: a health check on request, and the CLI / kubectl plugin."""
 from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 from ssvm_operator import constants as c
@@ -20,3 +25,54 @@ def test_a_check_request_runs_a_check_now(gapi):  # noqa: F811
                         and s["status"].get("observedCheckRequest") == "check-1" and s, timeout=30)
         assert ssvm["status"]["health"]["healthy"] is True and ssvm["status"]["health"]["lastCheckTime"]
         op.check()
+
+
+def _kubectl_ssvm(cluster, *args, timeout=120):
+    """`kubectl ssvm ...`: kubectl finds the plugin (kubectl-ssvm) on PATH, as a user's would."""
+    env = {**os.environ, "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}",
+           "KUBECONFIG": str(cluster.kubeconfig_path)}
+    kubectl = pathlib.Path(sys.executable).parent / "kubectl"
+    return subprocess.run([str(kubectl), "ssvm", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_the_kubectl_plugin_acts_through_the_api_and_waits(gapi, guest_cluster):  # noqa: F811
+    cluster, _ = guest_cluster
+    _zone(gapi, "z1")
+    gapi.store("s1", "z1")
+    gapi.store("s2", "z1")   # two SSVMs: one may stop while the zone keeps minRunning 1
+    ns = ["-n", gapi.ns]
+    with OperatorThread(gapi.ns, None, scan_interval=3.0) as op:
+        wait_for("2 SSVMs Running, Ready and healthy", ready_ssvms(gapi, 2), timeout=90)
+        listed = _kubectl_ssvm(cluster, "list", *ns)
+        assert listed.returncode == 0 and "z1-ssvm-1" in listed.stdout and "Running" in listed.stdout, listed
+        for verb, field in (("reboot", "observedRebootRequest"), ("recreate", "observedRecreateRequest")):
+            done = _kubectl_ssvm(cluster, verb, "z1-ssvm-1", *ns)
+            assert done.returncode == 0 and f"{verb} done" in done.stdout, done
+            assert "z1-ssvm-1:" in done.stderr, "a progress line while waiting"
+            assert gapi.get(c.SSVM_PLURAL, "z1-ssvm-1")["status"][field].startswith(verb)
+        stopped = _kubectl_ssvm(cluster, "stop", "z1-ssvm-2", *ns)
+        assert stopped.returncode == 0 and gapi.get(c.SSVM_PLURAL, "z1-ssvm-2")["status"]["state"] == "Stopped", stopped
+        assert _kubectl_ssvm(cluster, "start", "z1-ssvm-2", *ns).returncode == 0
+        checked = _kubectl_ssvm(cluster, "check", "z1-ssvm-1", *ns)
+        assert checked.returncode == 0 and "healthy at" in checked.stdout, checked
+        status = _kubectl_ssvm(cluster, "zone", "status", "z1", *ns)
+        assert status.returncode == 0 and "Ready=True SSVMsRunning" in status.stdout and "z1-ssvm-1" in status.stdout, status
+        assert "SSVMStarted" in status.stdout and "z1-ssvm-2" in status.stdout, "recent Events in the report"
+        missing = _kubectl_ssvm(cluster, "reboot", "nope", *ns)
+        assert missing.returncode == 2 and "not found" in missing.stderr
+        op.check()
+
+
+def test_the_plugin_exits_non_zero_with_the_reason_of_a_failing_ssvm(gapi, guest_cluster):  # noqa: F811
+    cluster, _ = guest_cluster
+    gapi.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {
+        "template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.19"}},
+        "copyPasswordSecretRef": {"name": "missing", "key": "password"}}})
+    gapi.store("s1", "z1")
+    with OperatorThread(gapi.ns, None, scan_interval=3.0):
+        wait_for("the SSVM running", lambda: ((gapi.get(c.SSVM_PLURAL, "z1-ssvm-1") or {}).get("status") or {}).get("state") == "Running",
+                 timeout=90)
+        failed = _kubectl_ssvm(cluster, "reboot", "z1-ssvm-1", "-n", gapi.ns, "--fail-after", "3")
+        assert failed.returncode == 1 and "CopyPasswordSecretNotFound" in failed.stderr, failed
+        report = _kubectl_ssvm(cluster, "zone", "status", "z1", "-n", gapi.ns)
+        assert report.returncode == 1 and "SSVMsFailing" in report.stdout, report
