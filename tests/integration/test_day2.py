@@ -76,3 +76,34 @@ def test_the_plugin_exits_non_zero_with_the_reason_of_a_failing_ssvm(gapi, guest
         assert failed.returncode == 1 and "CopyPasswordSecretNotFound" in failed.stderr, failed
         report = _kubectl_ssvm(cluster, "zone", "status", "z1", "-n", gapi.ns)
         assert report.returncode == 1 and "SSVMsFailing" in report.stdout, report
+
+
+def test_removing_a_store_unmounts_it_everywhere_and_lowers_the_desired_count(gapi, guest_cluster):  # noqa: F811
+    import json
+
+    _, guests = guest_cluster
+    _zone(gapi, "z1")
+    gapi.store("s1", "z1")
+    gapi.store("s2", "z1")
+
+    def guest_urls(name):
+        _, guest = guests.guests[(gapi.ns, name)]
+        path = guest.state_dir / "var/lib/ssvm-agent/stores.json"
+        return {s["url"] for s in json.loads(path.read_text()).values()} if path.exists() else set()
+
+    with OperatorThread(gapi.ns, None, scan_interval=3.0) as op:
+        ssvms = wait_for("2 SSVMs Running, Ready and healthy", ready_ssvms(gapi, 2), timeout=90)
+        s2 = "nfs://10.0.0.5/export/s2"
+        assert all(s2 in guest_urls(n) for n in ssvms)
+        gapi.delete(c.IMAGESTORE_PLURAL, "s2")
+        wait_for("s2 unmounted from every SSVM", lambda: all(s2 not in guest_urls(n) and guest_urls(n) for n in ssvms), timeout=60)
+        zone = wait_for("the desired count follows", lambda: (z := gapi.get(c.ZONE_PLURAL, "z1"))
+                        and z["status"].get("desiredSSVMs") == 1 and z)
+        assert zone["status"]["imageStores"] == 1 and len(gapi.ssvms()) == 2, "without scaleIn the second SSVM is kept"
+        wait_for("ImageStoreRemoved on the zone", lambda: any(
+            e["reason"] == "ImageStoreRemoved" and e["involved_object"]["name"] == "z1" for e in gapi.events()))
+        for name in ssvms:
+            record = wait_for(f"{name}'s status without s2", lambda: (r := gapi.get(c.SSVM_PLURAL, name)["status"]["actions"]["setupStore"])
+                              and [e["store"] for e in r["appliedStores"]] == ["s1"] and r)
+            assert record["appliedHash"] == record["desiredHash"] and "s2: removed and unmounted" in record["message"]
+        op.check()

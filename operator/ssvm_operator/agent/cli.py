@@ -32,6 +32,7 @@ ACTIONS: dict[str, Callable[[ActionContext, dict], dict]] = {
     "info": _info,
     "setup-store": stores.setup_store,
     "remount": stores.remount,
+    "remove-store": stores.remove_store,
     "firewall": firewall.apply,
     "vm-setup": vmsetup.apply,
     "check": check.run_check,

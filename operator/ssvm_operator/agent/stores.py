@@ -173,3 +173,25 @@ def remount(ctx: ActionContext, payload: dict) -> dict:
     if failed:
         raise AgentError("RemountFailed", f"{len(failed)} store(s) could not be remounted", stores=report)
     return {"stores": report}
+
+
+def remove_store(ctx: ActionContext, payload: dict) -> dict:
+    """Unmount a store the zone no longer has and forget it (the check stops expecting it); idempotent."""
+    host, path = parse_nfs_url(payload.get("url"))
+    timeout = float(payload.get("timeoutSeconds", 30))
+    sid = store_id(host, path)
+    target = ctx.paths.mount_root / sid
+    mounted = str(target) in ctx.effects.mounts()
+    if mounted:
+        result = ctx.effects.umount(target, timeout)
+        if not result.ok:
+            raise AgentError("UnmountFailed", f"umount {target} failed: {result.stderr.strip() or 'exit ' + str(result.returncode)}")
+    stores = _recorded(ctx)
+    known = stores.pop(sid, None) is not None
+    write_json(ctx.paths.stores, stores)
+    if not mounted:
+        try:
+            target.rmdir()   # an empty mount point left behind; a non-empty directory is not ours to remove
+        except OSError:
+            pass
+    return {"storeId": sid, "mountPoint": str(target), "wasMounted": mounted, "wasKnown": known}

@@ -70,6 +70,7 @@ class AppliedStore(ApiModel):
 
     store: str = Field(max_length=253, description="ImageStore name.")
     hash: str = Field(max_length=128, description="Hash of the store's setup content applied on this VM instance.")
+    url: str | None = Field(default=None, max_length=2048, description="The store's URL, to unmount it once the store is removed.")
 
 
 class ActionStatus(ApiModel):

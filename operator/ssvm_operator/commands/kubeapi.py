@@ -1,5 +1,4 @@
-"""The day-2 commands' view of the cluster: the user's kubeconfig (or the pod's service account), one
-namespace, the custom objects by kind, and a wait with a progress line."""
+"""What the day-2 commands share: the cluster options, errors as exit codes, and a wait with a progress line."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ssvm_operator import constants as c
+from ssvm_operator.kube.user import UserApiError, UserClient
 
 T = TypeVar("T")
 
@@ -29,52 +28,32 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class Cluster:
+    """The user's client (kube/user.py) with the wait every verb needs; API failures become CommandErrors."""
+
     def __init__(self, args: argparse.Namespace) -> None:
-        from kubernetes import client, config
-
-        configuration = client.Configuration()
         try:
-            config.load_kube_config(config_file=args.kubeconfig or os.environ.get("KUBECONFIG") or None,
-                                    client_configuration=configuration)
-            _, context = config.list_kube_config_contexts(config_file=args.kubeconfig or os.environ.get("KUBECONFIG") or None)
-            default_ns = (context or {}).get("context", {}).get("namespace") or "default"
-        except (config.ConfigException, FileNotFoundError, TypeError):
-            try:
-                config.load_incluster_config(client_configuration=configuration)
-            except config.ConfigException:
-                raise CommandError("no kubeconfig found (set KUBECONFIG or --kubeconfig)", 2) from None
-            default_ns = "default"
-        self.api = client.ApiClient(configuration)
-        self.custom = client.CustomObjectsApi(self.api)
-        self.core = client.CoreV1Api(self.api)
-        self.namespace = args.namespace or default_ns
-        self.timeout = args.timeout
-        self.ApiException = client.ApiException
+            self.client = UserClient(args.kubeconfig, args.namespace)
+        except UserApiError as e:
+            raise CommandError(str(e), 2) from None
+        self.namespace, self.timeout = self.client.namespace, args.timeout
 
-    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
         try:
-            return fn(*args, _request_timeout=15, **kwargs)
-        except self.ApiException as e:
-            if e.status == 404:
-                raise CommandError(f"not found: {args[-1] if args else ''}", 2) from None
-            raise CommandError(f"the API server said {e.status} {e.reason}") from None
+            return fn(*args)
+        except UserApiError as e:
+            raise CommandError(str(e), 2 if e.status == 404 else 1) from None
 
     def get(self, plural: str, name: str) -> dict[str, Any]:
-        return self._call(self.custom.get_namespaced_custom_object, c.GROUP, c.VERSION, self.namespace, plural, name)
+        return self._call(self.client.get, plural, name)
 
     def list(self, plural: str, all_namespaces: bool = False) -> list[dict[str, Any]]:
-        if all_namespaces:
-            return self._call(self.custom.list_cluster_custom_object, c.GROUP, c.VERSION, plural)["items"]
-        return self._call(self.custom.list_namespaced_custom_object, c.GROUP, c.VERSION, self.namespace, plural)["items"]
+        return self._call(self.client.list, plural, all_namespaces)
 
     def patch(self, plural: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call(self.custom.patch_namespaced_custom_object, c.GROUP, c.VERSION, self.namespace, plural, name, body,
-                          _content_type="application/merge-patch+json")
+        return self._call(self.client.patch, plural, name, body)
 
     def events(self, names: set[str]) -> list[Any]:
-        items = self._call(self.core.list_namespaced_event, self.namespace).items
-        return sorted((e for e in items if e.involved_object.name in names),
-                      key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp)
+        return self._call(self.client.events, names)
 
     def wait(self, what: str, probe: Callable[[], tuple[bool, str]]) -> str:
         """Polls `probe` -> (done, progress text) until done, printing the text each time it changes."""

@@ -202,3 +202,13 @@ def test_create_is_deterministic_for_the_same_situation():
     b = plan_zone_capacity(zone(), stores(3), [vm(2)], ready=True)
     assert a == b and [c.name for c in a.creates] == ["z1-ssvm-1", "z1-ssvm-3"]
     assert isinstance(a.creates[0], CreateSSVM)
+
+
+def test_a_removed_store_lowers_the_desired_count_and_scale_in_takes_the_surplus():
+    two = [vm(1), vm(2)]
+    kept = plan_zone_capacity(zone(scale_in=False), stores(1), two, ready=True)
+    assert kept.desired == 1 and kept.empty, "the rules want one; without scaleIn the second is kept"
+    taken = plan_zone_capacity(zone(scale_in=True), stores(1), two, ready=True)
+    assert taken.desired == 1 and [d.name for d in taken.destroys] == ["z1-ssvm-2"]
+    busy = plan_zone_capacity(zone(scale_in=True), stores(1), [vm(1), vm(2, active_sessions=3)], ready=True)
+    assert busy.desired == 1 and [d.name for d in busy.destroys] == ["z1-ssvm-1"], "an idle one goes, the busy one stays"

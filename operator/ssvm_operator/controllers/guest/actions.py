@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ssvm_operator.api.zone import normalized_site
 from ssvm_operator.controllers.guest.hashing import action_hash
 
-SETUP_STORE, FIREWALL, VM_SETUP = "setup-store", "firewall", "vm-setup"
+SETUP_STORE, FIREWALL, VM_SETUP, REMOVE_STORE = "setup-store", "firewall", "vm-setup", "remove-store"
 # Status keys under status.actions, in the order CloudStack sends the commands on an SSVM's start.
 ACTION_ORDER: tuple[tuple[str, str], ...] = ((SETUP_STORE, "setupStore"), (FIREWALL, "firewall"), (VM_SETUP, "vmSetup"))
 # States whose public address other SSVMs' firewalls admit.
@@ -111,6 +111,6 @@ def actions_to_push(planned: Sequence[PlannedAction], applied: Mapping[str, Mapp
     return [p for p in planned if (applied.get(p.status_key) or {}).get("appliedHash") != p.desired_hash]
 
 
-def applied_store_hashes(record: Mapping[str, Any] | None) -> dict[str, str]:
-    """store name -> content hash applied, from status.actions.setupStore."""
-    return {e["store"]: e["hash"] for e in (record or {}).get("appliedStores") or [] if e.get("store") and e.get("hash")}
+def applied_stores(record: Mapping[str, Any] | None) -> dict[str, tuple[str, str | None]]:
+    """store name -> (content hash applied, its URL), from status.actions.setupStore."""
+    return {e["store"]: (e["hash"], e.get("url")) for e in (record or {}).get("appliedStores") or [] if e.get("store") and e.get("hash")}

@@ -33,7 +33,7 @@ class ActionOutcome:
     transport: bool = False    # the SSH channel failed (not the agent): the guest is unreachable
     requests: int | None = None   # times the guest was asked for this content (its ledger), when it answered
     store_hashes: tuple[tuple[str, str], ...] = ()    # setup-store: (store, hash) wanted now
-    stores_applied: tuple[tuple[str, str], ...] = ()  # setup-store: (store, hash) applied before or by this push
+    stores_applied: tuple[tuple[str, str, str | None], ...] = ()  # setup-store: (store, hash, url) on the guest now
 
 
 def _cut(text: str | None, limit: int = MESSAGE_MAX) -> str:
@@ -55,8 +55,8 @@ def action_record(previous: Mapping[str, Any] | None, outcome: ActionOutcome, no
         "attempts": outcome.requests if outcome.requests else ((int(previous.get("attempts") or 0) + 1) if same else 1),
         "lastAttemptTime": now or utcnow(),
     }
-    if outcome.store_hashes:
-        record["appliedStores"] = [{"store": s, "hash": h} for s, h in outcome.stores_applied]
+    if outcome.store_hashes or outcome.stores_applied:
+        record["appliedStores"] = [{"store": s, "hash": h, **({"url": u} if u else {})} for s, h, u in outcome.stores_applied]
     return record
 
 

@@ -22,7 +22,8 @@ from ssvm_operator.controllers.guest.actions import (
     PlannedAction,
     StoreInfo,
     actions_to_push,
-    applied_store_hashes,
+    REMOVE_STORE,
+    applied_stores,
     plan_guest_actions,
 )
 from ssvm_operator.agent.ledger import CONTENT_HASH, LEDGER_KEY
@@ -228,7 +229,7 @@ class GuestOps:
         """Pushes one planned action; each payload carries its content hash, so a guest that applied it already
         (before an operator restart) answers without applying it again."""
         if p.action == SETUP_STORE:
-            return await self._push_stores(channel, target, p, applied_store_hashes(applied.get(p.status_key)))
+            return await self._push_stores(channel, target, p, applied_stores(applied.get(p.status_key)))
         try:
             r = await self._run(channel, target, p.action, {**p.payloads[0], CONTENT_HASH: p.desired_hash})
         except errors.GuestError as e:
@@ -240,20 +241,25 @@ class GuestOps:
             message = r.message
         return ActionOutcome(p.status_key, p.desired_hash, r.ok, r.reason, message, requests=_requests(r))
 
-    async def _push_stores(self, channel: GuestChannel, target: GuestTarget, p: PlannedAction, done: Mapping[str, str]) -> ActionOutcome:
-        """setup-store, one store at a time, only the stores whose content is not applied yet."""
+    async def _push_stores(self, channel: GuestChannel, target: GuestTarget, p: PlannedAction,
+                           done: Mapping[str, tuple[str, str | None]]) -> ActionOutcome:
+        """setup-store, one store at a time, only for stores whose content is not applied yet; then remove-store
+        for stores set up before that the zone no longer has (the store was deleted)."""
         wanted = tuple(zip(p.store_names, p.store_hashes))
-        applied = {store: h for store, h in wanted if done.get(store) == h}
+        urls = {store: payload.get("url") for store, payload in zip(p.store_names, p.payloads)}
+        on_guest = {store: (h, url) for store, (h, url) in done.items()}   # store -> (hash, url) applied
         results: list[StoreResult] = []
         requests: list[int] = []
+        removed: list[str] = []
+        forgotten: list[str] = []
 
         def outcome(ok: bool, reason: str | None, message: str, transport: bool = False) -> ActionOutcome:
             return ActionOutcome(p.status_key, p.desired_hash, ok, reason, message, tuple(results), transport=transport,
                                  requests=max(requests) if requests else None, store_hashes=wanted,
-                                 stores_applied=tuple((s, h) for s, h in wanted if applied.get(s) == h))
+                                 stores_applied=tuple(sorted((s, h, u) for s, (h, u) in on_guest.items())))
 
         for (store, content), payload in zip(wanted, p.payloads):
-            if store in applied:
+            if on_guest.get(store, ("", None))[0] == content:
                 continue
             try:
                 r = await self._run(channel, target, p.action, {**payload, CONTENT_HASH: content, LEDGER_KEY: store})
@@ -263,9 +269,25 @@ class GuestOps:
             results.append(StoreResult(store, r.ok, r.reason, f"mounted at {parent}" if r.ok else r.message, parent))
             requests.append(_requests(r) or 1)
             if r.ok:
-                applied[store] = content
+                on_guest[store] = (content, urls.get(store))
+        for store in sorted(set(on_guest) - {s for s, _ in wanted}):
+            url = on_guest[store][1]
+            if not url:   # an entry without its URL cannot be unmounted by name: it is only forgotten
+                del on_guest[store]
+                forgotten.append(store)
+                continue
+            try:
+                r = await self._run(channel, target, REMOVE_STORE, {"url": url})
+            except errors.GuestError as e:
+                return outcome(False, e.reason, e.message, transport=True)
+            if not r.ok:
+                results.append(StoreResult(store, False, r.reason, f"unmounting the removed store failed: {r.message}"))
+                continue
+            del on_guest[store]
+            removed.append(store)
         bad = [s for s in results if not s.ok]
-        message = "; ".join(f"{s.store}: {s.message if s.ok else f'{s.reason}: {s.message}'}" for s in results)
+        message = "; ".join([f"{s.store}: {s.message if s.ok else f'{s.reason}: {s.message}'}" for s in results]
+                            + [f"{s}: removed and unmounted" for s in removed] + [f"{s}: removed (its URL unknown)" for s in forgotten])
         if not message:
             message = f"{len(wanted)} store(s) already set up" if wanted else "no NFS store"
         return outcome(not bad, bad[0].reason if bad else None, message)

@@ -99,6 +99,25 @@ def _sessions_short(zone: ZoneView, up: int, active: int) -> int:
     return math.ceil((zone.standby_sessions - free) / zone.session_max)
 
 
+def _surplus(zone: ZoneView, live: Sequence[SSVMView], wanted_tp: int, up: int, active: int) -> list[SSVMView]:
+    """Idle, running, operator-made SSVMs no rule needs, in the order scale-in takes them: commandExecutors
+    first, then templateProcessors beyond the writable stores, highest slot first; never below minRunning
+    nor below the free sessions load wants."""
+    tps = sum(1 for s in live if s.role == TEMPLATE_PROCESSOR and (s.counted or s.in_flight))
+    idle = sorted((s for s in live if s.managed and s.state == "Running" and s.desired_state == "Running" and s.active_sessions == 0),
+                  key=lambda s: (s.role == COMMAND_EXECUTOR, _slot_key(zone.name, s)), reverse=True)
+    out: list[SSVMView] = []
+    for s in idle:
+        if s.role == TEMPLATE_PROCESSOR and tps - 1 < wanted_tp:
+            continue
+        if up - 1 < zone.min_running or _sessions_short(zone, up - 1, active) > 0:
+            break
+        out.append(s)
+        up -= 1
+        tps -= s.role == TEMPLATE_PROCESSOR
+    return out
+
+
 def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Sequence[SSVMView], *, ready: bool,
                        held_elsewhere: Container[str] = ()) -> CapacityPlan:
     """The zone's capacity plan; `ssvms` are the zone's SSVM objects (deleting ones too, to keep their names taken);
@@ -157,16 +176,11 @@ def plan_zone_capacity(zone: ZoneView, stores: Sequence[StoreView], ssvms: Seque
     names = free_slot_names(zone.name, taken, len(new_roles), held_elsewhere)
     creates = [CreateSSVM(name, role, reason) for name, (role, reason) in zip(names, new_roles)]
 
-    if zone.scale_in and not creates and not starts and not destroys:
-        # commandExecutors first, then templateProcessors beyond what the stores need (kept for a higher minRunning)
-        surplus_tp = tp_have > wanted_tp
-        idle = sorted((s for s in live if s.managed and (s.role == COMMAND_EXECUTOR or surplus_tp) and s.state == "Running"
-                       and s.desired_state == "Running" and s.active_sessions == 0),
-                      key=lambda s: (s.role == COMMAND_EXECUTOR, _slot_key(zone.name, s)), reverse=True)
-        # One at a time, and only if the zone would not want it back right away.
-        if idle and up - 1 >= zone.min_running and _sessions_short(zone, up - 1, active) == 0:
-            destroys.append(DestroySSVM(idle[0].name, REASON_SCALE_IN))
+    surplus = _surplus(zone, live, wanted_tp, up, active) if not creates and not starts and not destroys else []
+    if zone.scale_in and surplus:
+        destroys.append(DestroySSVM(surplus[0].name, REASON_SCALE_IN))   # one at a time
 
-    desired = len(live) + len(creates) - sum(1 for d in destroys if d.reason == REASON_SCALE_IN)
+    # What the rules want: a removed store or a lowered minRunning lowers it, whether or not scale-in acts.
+    desired = len(live) + len(creates) - len(surplus)
     return CapacityPlan(creates=tuple(creates), starts=tuple(starts), destroys=tuple(destroys), desired=desired,
                         counts=counts, notes=tuple(notes), limit_reason=limit_reason)

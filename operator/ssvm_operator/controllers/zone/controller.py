@@ -19,7 +19,9 @@ from ssvm_operator.controllers import ids
 from ssvm_operator.controllers.zone.readiness import zone_found_patch
 from ssvm_operator.controllers.zone.reconcile import ZoneReconciler
 from ssvm_operator.kube.client import ApiError
+from ssvm_operator.kube import events as ev
 from ssvm_operator.kube.context import Kube
+from ssvm_operator.kube.events import object_ref
 from ssvm_operator.kube.wakeups import MAX_BACKOFF, backoff_delay
 from ssvm_operator.model.conditions import find_condition
 from ssvm_operator.settings import OperatorConfig
@@ -72,7 +74,12 @@ class ZoneController:
         if not zone or not namespace:
             return
         self.kube.wakeups.wake((KIND, namespace, zone))
-        if type == "DELETED" or (namespace, zone) in zones_by_name:
+        if type == "DELETED":
+            for z in zones_by_name.get((namespace, zone), []):
+                self.kube.events.post([ev.EventSpec(ev.IMAGESTORE_REMOVED, f"ImageStore {name} removed: the zone's SSVMs unmount it.")],
+                                      object_ref(KIND, namespace, zone, z["metadata"].get("uid")), None)
+            return
+        if (namespace, zone) in zones_by_name:
             return
         found = find_condition((body.get("status") or {}).get("conditions"), "ZoneFound")
         if found and found.get("reason") == "ZoneNotFound":
