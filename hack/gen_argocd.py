@@ -19,10 +19,12 @@ GROUP = "ssvm.io"
 _TEMPLATE = ("TemplateNotConfigured", "TemplateMissing", "TemplateNotReady")
 _VM = ("ErrImagePull", "ImagePullBackOff", "ErrorUnschedulable", "CrashLoopBackOff", "DataVolumeError",
        "ErrorPvcNotFound", "ErrorDataVolumeNotFound")
-_GUEST = ("HostKeyMismatch", "AuthenticationFailed", "InvalidKey", "KeysMissing")
+_GUEST = ("HostKeyMismatch", "AuthenticationFailed", "InvalidKey", "KeysMissing", "SSHKeyInvalid", "SSHKeySecretNotFound",
+          "SSHKeyMissing", "HostKeyInvalid", "CopyPasswordSecretNotFound", "CopyPasswordMissing", "CopyPasswordInvalid")
 _NFS = ("ExportNotFound", "PermissionDenied", "StoreNotWritable", "NoNFSClientSupport")
 TERMINAL_REASONS: dict[str, tuple[str, ...]] = {
-    "Zone": (*_TEMPLATE, "NoExternalHosts", "NoWritableImageStore", "KubeVirtNotInstalled"),
+    # SSVMsFailing: the zone's SSVMs report failures (each one's own reason decides its health)
+    "Zone": (*_TEMPLATE, "NoExternalHosts", "NoWritableImageStore", "KubeVirtNotInstalled", "CDINotInstalled", "SSVMsFailing"),
     "ImageStore": ("ZoneNotFound", *_NFS),
     "SecondaryStorageVM": ("ZoneNotFound", *_TEMPLATE, *_VM, *_GUEST),
 }
