@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .helm import CHART, NAMESPACE, ROOT, SCHEMAS, by_kind, ci_values, helm, render, values_args
+from .helm import CHART, NAMESPACE, ROOT, SCHEMAS, by_kind, ci_values, helm, render, template_args, values_args
 
 CASES = [None, *ci_values()]
 IDS = ["defaults", *[p.name for p in ci_values()]]
@@ -208,3 +208,21 @@ def test_all_objects_land_in_the_release_namespace():
             assert "namespace" not in doc["metadata"]
         else:
             assert doc["metadata"]["namespace"] == NAMESPACE
+
+
+@pytest.mark.parametrize("sets,words", [
+    (["podDisruptionBudget.enabled=true"], "needs replicaCount of 2 or more"),
+    (["metrics.enabled=false", "metrics.serviceMonitor.enabled=true"], "/metrics/serviceMonitor/enabled"),
+], ids=["pdb-with-one-replica", "service-monitor-without-metrics"])
+def test_values_that_would_silently_misbehave_are_refused(sets, words):
+    proc = helm(*template_args((), sets), check=False)
+    assert proc.returncode != 0 and words in proc.stderr, proc.stderr
+
+
+def test_a_pdb_renders_with_several_replicas_and_the_pod_has_a_readiness_probe():
+    docs = render(sets=["podDisruptionBudget.enabled=true", "replicaCount=2"])
+    (pdb,) = by_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    (dep,) = by_kind(docs, "Deployment")
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["port"] == "healthz"
