@@ -108,15 +108,19 @@ def test_deleted_ssvm_is_replaced_and_its_vm_destroyed(api, memory, operator):
     wait_for("SSVMDestroyed event", lambda: "SSVMDestroyed" in reasons(api, "z1-ssvm-1"))
 
 
-def test_deleting_a_zone_destroys_its_ssvms_and_vms_first(api, memory, operator):
+def test_deleting_a_zone_destroys_its_ssvms_and_vms_first(api, memory, operator, caplog):
     api.zone("z1")
     api.store("s1", "z1")
     api.store("s2", "z1")
     wait_for("2 running SSVMs", running(api, 2))
+    before = len(caplog.records)
     api.delete(c.ZONE_PLURAL, "z1")
     wait_for("zone gone", lambda: api.get(c.ZONE_PLURAL, "z1") is None)
     assert api.ssvms() == {}
     assert not [k for k in memory.vms if k[0] == api.ns]
+    # a zone waiting for its SSVMs to go is the normal course of a deletion: nothing at ERROR
+    errors = [r.getMessage() for r in caplog.records[before:] if r.levelname == "ERROR" and r.name.startswith(("kopf", "ssvm_operator"))]
+    assert not errors, errors
 
 
 def test_disabling_ssvms_stops_them_without_destroying(api, memory, operator):

@@ -7,6 +7,7 @@ SSVMs (each one's finalizer destroys its VM) before it goes.
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -27,6 +28,7 @@ from ssvm_operator.model.conditions import find_condition
 from ssvm_operator.settings import OperatorConfig
 
 KIND = c.ZONE_KIND
+FINALIZER_WAIT = 60.0   # seconds the zone's finalizer waits in place for its SSVMs before kopf retries it
 
 
 def index_zone(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
@@ -119,15 +121,24 @@ class ZoneController:
         """The finalizer: every SSVM of the zone (and so its VM) is destroyed before the zone goes; its stores
         then say ZoneFound=False."""
         client = self.kube.client
-        try:
-            mine = [s for s in await client.list(c.SSVM_PLURAL, namespace) if (s.get("spec") or {}).get("zoneRef") == name]
-            for s in mine:
-                if not s["metadata"].get("deletionTimestamp"):
-                    await client.delete(c.SSVM_PLURAL, namespace, s["metadata"]["name"])
-        except ApiError as e:
-            raise kopf.TemporaryError(f"listing or deleting the zone's SSVMs failed: {e.status} {e.reason}", delay=5) from None
-        if mine:
-            raise kopf.TemporaryError(f"waiting for {len(mine)} SSVM(s) and their VMs to be destroyed", delay=1)
+        deadline = asyncio.get_running_loop().time() + FINALIZER_WAIT
+        told = False
+        while True:
+            try:
+                mine = [s for s in await client.list(c.SSVM_PLURAL, namespace) if (s.get("spec") or {}).get("zoneRef") == name]
+                for s in mine:
+                    if not s["metadata"].get("deletionTimestamp"):
+                        await client.delete(c.SSVM_PLURAL, namespace, s["metadata"]["name"])
+            except ApiError as e:
+                raise kopf.TemporaryError(f"listing or deleting the zone's SSVMs failed: {e.status} {e.reason}", delay=5) from None
+            if not mine:
+                break
+            if asyncio.get_running_loop().time() > deadline:   # unusually long: kopf retries and says so
+                raise kopf.TemporaryError(f"still waiting for {len(mine)} SSVM(s) and their VMs to be destroyed", delay=5)
+            if not told:   # waiting is the normal course of a deletion: INFO, once
+                logger.info("zone %s: waiting for %d SSVM(s) and their VMs to be destroyed", name, len(mine))
+                told = True
+            await asyncio.sleep(1.0)
         for store in stores_by_zone.get((namespace, name), []):
             try:
                 await self.kube.status.write_named(c.IMAGESTORE_PLURAL, namespace, store["metadata"]["name"], lambda st, b: zone_found_patch(
