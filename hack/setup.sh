@@ -8,7 +8,8 @@ ROOT=$(pwd)
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages the system tests and the demo use (real sshd, iptables, netns, NFS server/client tools).
-DEB_PACKAGES=(openssh-server openssh-client iptables iproute2 nfs-ganesha nfs-ganesha-vfs libnfs-utils procps openssl)
+# prometheus: its promtool checks and tests the chart's alert rules.
+DEB_PACKAGES=(openssh-server openssh-client iptables iproute2 nfs-ganesha nfs-ganesha-vfs libnfs-utils procps openssl prometheus)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -16,7 +16,7 @@ import time
 import typing
 from typing import Iterator, Mapping
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from ssvm_operator import __version__
 from ssvm_operator import constants as c
@@ -83,6 +83,14 @@ class Metrics:
                                              ["check"], registry=registry)
         self.events = Counter(f"{PREFIX}_events_total", "Kubernetes Events the operator posted, by reason.",
                               ["reason", "type"], registry=registry)
+        ssvm = [*zone, "ssvm"]
+        self.ssvm_ready = Gauge(f"{PREFIX}_ssvm_ready", "1 when the SSVM's Ready condition is True, else 0.", ssvm, registry=registry)
+        self.ssvm_healthy = Gauge(f"{PREFIX}_ssvm_healthy", "1 when the SSVM's last health check passed, else 0.", ssvm,
+                                  registry=registry)
+        self.ssvm_last_check = Gauge(f"{PREFIX}_ssvm_last_health_check_timestamp_seconds",
+                                     "When the SSVM's last health check ran (Unix time), written or not.", ssvm, registry=registry)
+        self.store_mounted = Gauge(f"{PREFIX}_imagestore_mounted_ssvms", "SSVMs that have the image store mounted.",
+                                   [*zone, "imagestore"], registry=registry)
 
     def set_zone_counts(self, namespace: str, zone: str, *, desired: int, actual: int, by_state: Mapping[str, int],
                         writable_image_stores: int, read_only_image_stores: int = 0, ready: bool | None = None) -> None:
@@ -111,6 +119,28 @@ class Metrics:
         for result in ("healthy", "unhealthy"):
             with contextlib.suppress(KeyError):
                 self.health_checks.remove(namespace, zone, result)
+
+    def set_ssvm(self, namespace: str, zone: str, ssvm: str, *, ready: bool | None = None, healthy: bool | None = None,
+                 checked_at: float | None = None) -> None:
+        if ready is not None:
+            self.ssvm_ready.labels(namespace, zone, ssvm).set(1 if ready else 0)
+        if healthy is not None:
+            self.ssvm_healthy.labels(namespace, zone, ssvm).set(1 if healthy else 0)
+        if checked_at is not None:
+            self.ssvm_last_check.labels(namespace, zone, ssvm).set(checked_at)
+
+    def forget_ssvm(self, namespace: str, zone: str, ssvm: str) -> None:
+        for gauge in (self.ssvm_ready, self.ssvm_healthy, self.ssvm_last_check):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, zone, ssvm)
+
+    def set_store_mounted(self, namespace: str, zone: str, store: str, mounted: int | None) -> None:
+        """SSVMs that mounted the store; None drops the series (the store is gone)."""
+        if mounted is None:
+            with contextlib.suppress(KeyError):
+                self.store_mounted.remove(namespace, zone, store)
+        else:
+            self.store_mounted.labels(namespace, zone, store).set(mounted)
 
     @contextlib.contextmanager
     def observe_reconcile(self, kind: str) -> Iterator[None]:
@@ -154,6 +184,8 @@ class Metrics:
         self.events.labels(_reason(reason), _bounded(type_, EVENT_TYPES)).inc()
 
 
+# No `_created` series: one per counter and histogram child, they double the series count for no alert's use.
+disable_created_metrics()
 # Registered at import, as prometheus-client metrics usually are: every family shows on /metrics from the start.
 _default = Metrics(REGISTRY)
 
@@ -194,3 +226,16 @@ def record_health_check(namespace: str, zone: str, healthy: bool, failed_checks:
 
 def record_event(reason: str, type_: str = "Normal") -> None:
     default().record_event(reason, type_)
+
+
+def set_ssvm(namespace: str, zone: str, ssvm: str, *, ready: bool | None = None, healthy: bool | None = None,
+             checked_at: float | None = None) -> None:
+    default().set_ssvm(namespace, zone, ssvm, ready=ready, healthy=healthy, checked_at=checked_at)
+
+
+def forget_ssvm(namespace: str, zone: str, ssvm: str) -> None:
+    default().forget_ssvm(namespace, zone, ssvm)
+
+
+def set_store_mounted(namespace: str, zone: str, store: str, mounted: int | None) -> None:
+    default().set_store_mounted(namespace, zone, store, mounted)

@@ -213,7 +213,8 @@ def test_all_objects_land_in_the_release_namespace():
 @pytest.mark.parametrize("sets,words", [
     (["podDisruptionBudget.enabled=true"], "needs replicaCount of 2 or more"),
     (["metrics.enabled=false", "metrics.serviceMonitor.enabled=true"], "/metrics/serviceMonitor/enabled"),
-], ids=["pdb-with-one-replica", "service-monitor-without-metrics"])
+    (["metrics.enabled=false", "metrics.prometheusRule.enabled=true"], "/metrics/prometheusRule/enabled"),
+], ids=["pdb-with-one-replica", "service-monitor-without-metrics", "alerts-without-metrics"])
 def test_values_that_would_silently_misbehave_are_refused(sets, words):
     proc = helm(*template_args((), sets), check=False)
     assert proc.returncode != 0 and words in proc.stderr, proc.stderr

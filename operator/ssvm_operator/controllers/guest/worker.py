@@ -325,6 +325,8 @@ class GuestOps:
             w.next_check = self.clock() + min(interval, SETTLE_RECHECK_SECONDS)
         metrics.record_health_check(body["metadata"]["namespace"], zone["metadata"]["name"], health["healthy"],
                                     (report or {}).get("problems") or [])
+        metrics.set_ssvm(body["metadata"]["namespace"], zone["metadata"]["name"], body["metadata"]["name"],
+                         healthy=health["healthy"], checked_at=time.time())   # every check, even one that writes nothing
         threshold = int(policy.get("failureThreshold", 3))
         recreate = None
         if health["consecutiveFailures"] >= threshold:
@@ -394,6 +396,8 @@ class GuestOps:
                 new = next(m for m in mounts if m["ssvm"] == ssvm)
                 if same_mount(old, new):
                     new["lastUpdateTime"] = old["lastUpdateTime"]   # an unchanged result is not rewritten
+                # set from the status this write is computed on (the last computation is the one written)
+                metrics.set_store_mounted(namespace, zone, result.store, sum(1 for m in mounts if m["result"] == "Mounted"))
                 return store_status_patch(status, mounts, body["metadata"].get("generation"))
             await self.cluster.update_store_status(namespace, result.store, compute)
 

@@ -106,6 +106,7 @@ class SSVMController:
             raise kopf.TemporaryError(f"destroying the VM failed: {e.reason}", delay=e.retry_after or 10.0) from None
         self.kube.events.post([ev.EventSpec(ev.SSVM_DESTROYED, f"SSVM {name} and its VM destroyed.")], ssvm_ref, zone_ref)
         self.reconciler.forget(namespace, name)
+        metrics.forget_ssvm(namespace, zone_name, name)
         self.kube.unseen.forget(KIND, namespace, name)
         self.kube.wakeups.forget((KIND, namespace, name))
         self.kube.wakeups.wake((c.ZONE_KIND, namespace, zone_name))

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ssvm_operator import constants as c
+from ssvm_operator import metrics
 from ssvm_operator.backends.base import BackendError, VMBackend
 from ssvm_operator.backends.registry import BackendRegistry
 from ssvm_operator.controllers.ssvm.lifecycle import (
@@ -182,6 +183,8 @@ class SSVMReconciler:
             zone_found=zone_found, backend_kind=kind, error=error))
         old_state = (ssvm.get("status") or {}).get("state")
         events = list(plan.events) + list(transition_events(name, old_state, written.get("state", old_state)))
+        ready_now = find_condition(written.get("conditions") or (ssvm.get("status") or {}).get("conditions"), "Ready")
+        metrics.set_ssvm(ns, (ssvm.get("spec") or {}).get("zoneRef", ""), name, ready=(ready_now or {}).get("status") == "True")
         if "conditions" in written:   # a backend error has its own Warning below: not a second one for it
             events += [e for e in self.failures.changed((ns, name), name, find_condition(written["conditions"], "Ready"))
                        if error is None or e.reason != error[0]]

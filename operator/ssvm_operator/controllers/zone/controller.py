@@ -77,6 +77,7 @@ class ZoneController:
             return
         self.kube.wakeups.wake((KIND, namespace, zone))
         if type == "DELETED":
+            metrics.set_store_mounted(namespace, zone, name, None)
             for z in zones_by_name.get((namespace, zone), []):
                 self.kube.events.post([ev.EventSpec(ev.IMAGESTORE_REMOVED, f"ImageStore {name} removed: the zone's SSVMs unmount it.")],
                                       object_ref(KIND, namespace, zone, z["metadata"].get("uid")), None)
