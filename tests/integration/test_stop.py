@@ -8,7 +8,6 @@ import sys
 import threading
 
 import pytest
-import yaml
 from ssvm_operator import constants as c
 from ssvm_operator.agent import cli as agent_cli
 

@@ -8,7 +8,6 @@ tests and the bench memory stand-ins.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
