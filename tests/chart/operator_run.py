@@ -98,6 +98,12 @@ def run_operator_on_examples(cluster, docs: list[dict[str, Any]], namespace: str
         path = f"{cluster.url}/apis/ssvm.io/v1alpha1/namespaces/{namespace}/secondarystoragevms/{other}"
         wait_for(f"the reboot of {other} acknowledged",
                  lambda: (_get(path)[1].get("status") or {}).get("observedRebootRequest") == "rbac-1", log)
+        # A diagnostics request exercises the bundle's ConfigMap (create), then a second one its patch.
+        for token in ("rbac-d1", "rbac-d2"):
+            kubectl_run(kubeconfig, "patch", "-n", namespace, "ssvm", other, "--type", "merge", "-p",
+                        json.dumps({"spec": {"diagnosticsRequest": token}}))
+            wait_for(f"diagnostics {token} of {other}",
+                     lambda token=token: (_get(path)[1].get("status") or {}).get("observedDiagnosticsRequest") == token, log)
         kubectl_run(kubeconfig, "delete", "-n", namespace, "-f", str(ROOT / "examples"), "--wait=false")
         wait_for("the example objects to be deleted", lambda: all(_get(p)[0] == 404 for p in paths), log)
     finally:

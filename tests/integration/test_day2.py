@@ -107,3 +107,33 @@ def test_removing_a_store_unmounts_it_everywhere_and_lowers_the_desired_count(ga
                               and [e["store"] for e in r["appliedStores"]] == ["s1"] and r)
             assert record["appliedHash"] == record["desiredHash"] and "s2: removed and unmounted" in record["message"]
         op.check()
+
+
+def test_diagnose_collects_a_bundle_without_secrets(gapi, guest_cluster, tmp_path):  # noqa: F811
+    import base64
+    import tarfile
+
+    cluster, _ = guest_cluster
+    _zone(gapi, "z1")
+    gapi.store("s1", "z1")
+    with OperatorThread(gapi.ns, None, scan_interval=3.0) as op:
+        wait_for("1 SSVM Running, Ready and healthy", ready_ssvms(gapi, 1), timeout=90)
+        out = tmp_path / "bundle.tar.gz"
+        done = _kubectl_ssvm(cluster, "diagnose", "z1-ssvm-1", "-n", gapi.ns, "-o", str(out))
+        assert done.returncode == 0 and "bundle.tar.gz" in done.stdout, done
+        with tarfile.open(out) as tar:
+            files = {m.name.rsplit("/", 1)[1]: tar.extractfile(m).read().decode() for m in tar.getmembers()}
+        assert {"summary.json", "iptables.txt", "mounts.json", "config.json", "disk.json"} <= set(files)
+        assert "SSVM-COPY" in files["iptables.txt"] and "/export/s1" in files["config.json"]
+        cm = gapi.core.read_namespaced_config_map("z1-ssvm-1-diagnostics", gapi.ns)
+        assert cm.metadata.owner_references[0].kind == c.SSVM_KIND
+        secrets = [base64.b64decode(v).decode().strip() for s in gapi.core.list_namespaced_secret(gapi.ns).items
+                   for k, v in (s.data or {}).items() if k in ("ssh-privatekey", "password")]
+        assert len(secrets) >= 3
+        bundle = "".join(files.values()) + done.stdout + done.stderr
+        assert not [s for s in secrets if s in bundle] and not [
+            line for s in secrets for line in s.splitlines()[1:-1] if line and line in bundle], "a secret in the bundle"
+        printed = _kubectl_ssvm(cluster, "diagnose", "z1-ssvm-1", "-n", gapi.ns)
+        assert printed.returncode == 0 and "===== iptables.txt" in printed.stdout
+        assert any(e["reason"] == "DiagnosticsCollected" for e in gapi.events())
+        op.check()

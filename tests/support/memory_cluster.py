@@ -22,6 +22,7 @@ class MemoryCluster:
         self.events: list[dict[str, Any]] = []
         self.recreates: list[tuple[str, str, str]] = []
         self.status_writes = 0
+        self.configmaps: dict[Key, dict[str, Any]] = {}
         self.listeners: list[Callable[[str, str], None]] = []   # told of every SSVM change (the watch)
         self._rv = itertools.count(1)
         self._instances = itertools.count(1)
@@ -121,6 +122,9 @@ class MemoryCluster:
     async def request_recreate(self, namespace: str, name: str, token: str) -> None:
         self.recreates.append((namespace, name, token))
         self.ssvms[(namespace, name)]["spec"]["recreateRequest"] = token
+
+    async def write_configmap(self, namespace: str, body: dict[str, Any]) -> None:
+        self.configmaps[(namespace, body["metadata"]["name"])] = body
 
     def post_event(self, ssvm: Mapping[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
         self.events.append({"object": ssvm["metadata"]["name"], "reason": reason, "message": message, "type": type_})

@@ -90,6 +90,10 @@ tests/chart/test_rbac.py derives them from the API calls of a run against the de
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# each SSVM's diagnostics bundle (a diagnosticsRequest), created once and then patched
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [create, patch]
 {{- if and (include "ssvm-operator.peering" .) (not (include "ssvm-operator.clusterWide" .)) }}
 - apiGroups: [kopf.dev]
   resources: [kopfpeerings]

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable
 
-from ssvm_operator.agent import authorized_keys, check, copyserver, firewall, ledger, service, stores, vmsetup
+from ssvm_operator.agent import authorized_keys, check, copyserver, diagnostics, firewall, ledger, service, stores, vmsetup
 from ssvm_operator.agent.context import ActionContext
 from ssvm_operator.agent.effects import make_effects
 from ssvm_operator.agent.errors import EXIT_BAD_REQUEST, EXIT_INTERNAL, EXIT_OK, AgentError, bad_request
@@ -36,6 +36,7 @@ ACTIONS: dict[str, Callable[[ActionContext, dict], dict]] = {
     "firewall": firewall.apply,
     "vm-setup": vmsetup.apply,
     "check": check.run_check,
+    "diagnostics": diagnostics.collect,
     "authorized-keys": authorized_keys.apply,
     "service": service.control,
 }

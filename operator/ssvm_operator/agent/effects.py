@@ -57,6 +57,7 @@ class Effects(Protocol):
     def iptables_rules(self) -> list[str]: ...
     def route_replace(self, cidr: str, gateway: str, device: str) -> CommandResult: ...
     def route_delete(self, cidr: str) -> CommandResult: ...
+    def route_table(self) -> list[str]: ...
 
 
 def run(argv: list[str], timeout: float, stdin: str | None = None) -> CommandResult:
@@ -168,6 +169,9 @@ class RealEffects:
     def route_delete(self, cidr):
         return run(["ip", "route", "del", cidr], timeout=self.command_timeout)
 
+    def route_table(self):
+        return run(["ip", "route", "show"], timeout=self.command_timeout).stdout.splitlines()
+
 
 class SimulatedEffects:
     """Records mounts, rules and routes as JSON under `<state>/var/lib/ssvm-agent/simulated/`.
@@ -263,6 +267,9 @@ class SimulatedEffects:
             return CommandResult(2, "", "RTNETLINK answers: No such process")
         write_json(self.dir / "routes.json", routes)
         return CommandResult(0)
+
+    def route_table(self):
+        return [f"{cidr} via {r['via']} dev {r['dev']}" for cidr, r in sorted(self._routes().items())]
 
 
 def make_effects(paths: AgentPaths, simulated: bool) -> Effects:

@@ -37,6 +37,10 @@ class SecondaryStorageVMSpec(ApiModel):
         default=None, pattern=TOKEN_PATTERN,
         description="Set to a new token to run a health check now; its result is in status.health, acknowledged in "
                     "status.observedCheckRequest.")
+    diagnostics_request: str | None = Field(
+        default=None, pattern=TOKEN_PATTERN,
+        description="Set to a new token to collect diagnostics (a check, the agent's log, configuration, iptables, mounts, "
+                    "routes, DNS answers, disk use) into the ConfigMap named in status.diagnostics.")
 
 
 class NicStatus(ApiModel):
@@ -123,6 +127,14 @@ class SSHKeysStatus(ApiModel):
     verified_time: datetime.datetime | None = Field(default=None, description="When the operator last verified them.")
 
 
+class DiagnosticsStatus(ApiModel):
+    """The last diagnostics bundle (secrets redacted)."""
+
+    config_map: str = Field(max_length=253, description="ConfigMap (owned by the SSVM) holding the bundle, one file per key.")
+    collected_time: datetime.datetime | None = Field(default=None, description="When it was collected.")
+    bytes: int | None = Field(default=None, ge=0, description="Size of the bundle.")
+
+
 class SecondaryStorageVMStatus(ObjectStatus):
     """Observed state of an SSVM."""
 
@@ -137,6 +149,8 @@ class SecondaryStorageVMStatus(ObjectStatus):
     observed_reboot_request: str | None = Field(default=None, description="The last rebootRequest token acted on.")
     observed_recreate_request: str | None = Field(default=None, description="The last recreateRequest token acted on.")
     observed_check_request: str | None = Field(default=None, description="The last checkRequest token whose check ran (result in health).")
+    observed_diagnostics_request: str | None = Field(default=None, description="The last diagnosticsRequest token acted on.")
+    diagnostics: DiagnosticsStatus | None = Field(default=None, description="The last diagnostics bundle.")
 
 
 class SecondaryStorageVM(ApiModel):

@@ -55,6 +55,9 @@ class Cluster:
     def events(self, names: set[str]) -> list[Any]:
         return self._call(self.client.events, names)
 
+    def configmap_data(self, name: str) -> dict[str, str]:
+        return self._call(self.client.configmap_data, name)
+
     def wait(self, what: str, probe: Callable[[], tuple[bool, str]]) -> str:
         """Polls `probe` -> (done, progress text) until done, printing the text each time it changes."""
         deadline, last = time.monotonic() + self.timeout, None

@@ -5,6 +5,8 @@
   ssvm-operator ssvm reboot NAME          rebootRequest: a new instance of the same VM
   ssvm-operator ssvm recreate NAME        recreateRequest: the VM destroyed and made again
   ssvm-operator ssvm check NAME           checkRequest: a health check now, its result printed
+  ssvm-operator ssvm diagnose NAME [-o F] diagnosticsRequest: collect the bundle (secrets redacted), print it or
+                                          write it as a .tar.gz
 
 Each waits for the operator's acknowledgement with a progress line on stderr, and exits 0 when done,
 1 with the reason when the SSVM fails or the wait times out, 2 on bad usage or an unknown name.
@@ -21,13 +23,14 @@ from ssvm_operator.commands.kubeapi import Cluster, CommandError, add_cluster_ar
 from ssvm_operator.model.views import is_ssvm_failure
 
 
-VERBS = ("list", "start", "stop", "reboot", "recreate", "check")
+VERBS = ("list", "start", "stop", "reboot", "recreate", "check", "diagnose")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("verb", choices=VERBS, help="what to do")
     parser.add_argument("name", nargs="?", help="the SecondaryStorageVM (not for list)")
     parser.add_argument("-A", "--all-namespaces", action="store_true", help="list: every namespace")
+    parser.add_argument("-o", "--output", metavar="FILE.tar.gz", help="diagnose: write the bundle here instead of printing it")
     parser.add_argument("--fail-after", type=float, default=20.0, metavar="SECONDS",
                         help="give up when the same failure reason (not progress) lasts this long (default: %(default)s)")
     add_cluster_arguments(parser)
@@ -116,6 +119,36 @@ def _check(cluster: Cluster, name: str) -> int:
     return 0 if health.get("healthy") else 1
 
 
+def _diagnose(cluster: Cluster, name: str, output: str | None) -> int:
+    import io
+    import tarfile
+
+    token = new_token("diag")
+    cluster.patch(c.SSVM_PLURAL, name, {"spec": {"diagnosticsRequest": token}})
+
+    def probe() -> tuple[bool, str]:
+        s = cluster.get(c.SSVM_PLURAL, name)
+        if (s.get("status") or {}).get("state") != "Running":
+            raise CommandError(f"{name} is {(s.get('status') or {}).get('state') or 'not running'}: diagnostics need a running SSVM")
+        done = (s.get("status") or {}).get("observedDiagnosticsRequest") == token
+        return done, f"{name}: diagnostics {token} {'collected' if done else 'requested'}"
+    cluster.wait(f"the diagnostics of {name}", probe)
+    bundle = (cluster.get(c.SSVM_PLURAL, name).get("status") or {}).get("diagnostics") or {}
+    data = cluster.configmap_data(bundle.get("configMap", f"{name}-diagnostics"))
+    if output:
+        with tarfile.open(output, "w:gz") as tar:
+            for key, text in sorted(data.items()):
+                raw = text.encode()
+                info = tarfile.TarInfo(f"{name}-{token}/{key}")
+                info.size, info.mtime = len(raw), int(time.time())
+                tar.addfile(info, io.BytesIO(raw))
+        print(f"{name}: {len(data)} files, {sum(len(v) for v in data.values())} bytes in {output}")
+    else:
+        for key, text in sorted(data.items()):
+            print(f"===== {key}\n{text.rstrip()}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         if args.verb != "list" and not args.name:
@@ -134,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
             field = f"{args.verb}Request"
             cluster.patch(c.SSVM_PLURAL, name, {"spec": {field: token}})
             _wait_state(cluster, name, "Running", args.fail_after, (f"observed{field[0].upper()}{field[1:]}", token))
+        elif args.verb == "diagnose":
+            return _diagnose(cluster, name, args.output)
         else:
             return _check(cluster, name)
         print(f"{name}: {args.verb} done")

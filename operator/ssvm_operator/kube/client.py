@@ -149,5 +149,13 @@ class KubeClient:
             raise
 
     # --- Events ---
+    async def apply_configmap(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Creates the ConfigMap, or replaces its data and labels when it exists (merge patch: no read first)."""
+        created = await self._plain_or_none(409, self.core.create_namespaced_config_map, namespace, body)
+        if created is not None:
+            return created
+        return self._plain(await self._call(self.core.patch_namespaced_config_map, body["metadata"]["name"], namespace,
+                                            {"metadata": {"labels": body["metadata"].get("labels") or {}}, "data": body["data"]}))
+
     async def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._plain(await self._call(self.core.create_namespaced_event, namespace, body))

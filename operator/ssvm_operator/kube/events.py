@@ -32,6 +32,7 @@ SSVM_UPGRADING = "SSVMUpgrading"   # the zone's rolling update replaces it (clou
 SSVM_UPGRADED = "SSVMUpgraded"
 BACKEND_ERROR = "BackendError"
 IMAGESTORE_REMOVED = "ImageStoreRemoved"   # on the Zone: its SSVMs unmount the store, the desired count follows
+DIAGNOSTICS_COLLECTED = "DiagnosticsCollected"   # on the SSVM: the bundle is in its diagnostics ConfigMap
 RECOVERED = "Recovered"   # Normal: an object whose Ready named a failure is Ready again (the failure's own reason is the Warning's)
 # Guest health.
 SSVM_UNHEALTHY = "SSVMUnhealthy"
@@ -42,7 +43,7 @@ SSH_KEY_PROMOTED = "SSHKeyPromoted"
 SSH_KEY_ROTATED = "SSHKeyRotated"
 
 REASONS = (SSVM_CREATED, SSVM_CREATE_FAILED, SSVM_NAME_TAKEN, SSVM_STARTED, SSVM_STOPPED, SSVM_REBOOTED, SSVM_DESTROYED, SSVM_START_FAILED,
-           SSVM_REQUEST_IGNORED, SSVM_UPGRADING, SSVM_UPGRADED, BACKEND_ERROR, RECOVERED, IMAGESTORE_REMOVED, SSVM_UNHEALTHY, SSVM_RECREATED,
+           SSVM_REQUEST_IGNORED, SSVM_UPGRADING, SSVM_UPGRADED, BACKEND_ERROR, RECOVERED, IMAGESTORE_REMOVED, DIAGNOSTICS_COLLECTED, SSVM_UNHEALTHY, SSVM_RECREATED,
            SSH_KEY_ROTATION_STARTED, SSH_KEY_PROMOTED, SSH_KEY_ROTATED)
 REPORTER = c.MANAGED_BY
 MESSAGE_MAX = 1024

@@ -58,6 +58,9 @@ class UserClient:
         return self._call(self.custom.patch_namespaced_custom_object, c.GROUP, c.VERSION, self.namespace, plural, name, body,
                           _content_type="application/merge-patch+json")
 
+    def configmap_data(self, name: str) -> dict[str, str]:
+        return dict(self._call(self.core.read_namespaced_config_map, name, self.namespace).data or {})
+
     def events(self, names: set[str]) -> list[Any]:
         items = self._call(self.core.list_namespaced_event, self.namespace).items
         return sorted((e for e in items if e.involved_object.name in names),

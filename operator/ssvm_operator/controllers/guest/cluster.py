@@ -63,6 +63,9 @@ class KubeCluster:
         known = await self.get_ssvm(namespace, name)
         await self._request_recreate(known or {"metadata": {"namespace": namespace, "name": name}}, token)
 
+    async def write_configmap(self, namespace: str, body: dict[str, Any]) -> None:
+        await self.kube.client.apply_configmap(namespace, body)
+
     def post_event(self, ssvm: Mapping[str, Any], reason: str, message: str, type_: str = "Normal") -> None:
         meta = ssvm["metadata"]
         zone = self.zone(meta["namespace"], (ssvm.get("spec") or {}).get("zoneRef", ""))

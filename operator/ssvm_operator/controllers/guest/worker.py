@@ -32,6 +32,7 @@ from ssvm_operator.kube.wakeups import Wakeups
 from ssvm_operator.ssh import errors
 from ssvm_operator.ssh.channel import GuestChannel, GuestTarget, Timeouts
 from ssvm_operator.controllers.keys.rotation import KeyRotation, Logins
+from ssvm_operator.controllers.guest.diagnostics import collect_bundle
 from ssvm_operator.controllers.guest.mesh import Mesh
 from ssvm_operator.controllers.keys.secrets import KeyMaterialError, KeyStore
 from ssvm_operator.controllers.guest.status import (
@@ -64,6 +65,7 @@ class Cluster(Protocol):
     async def update_ssvm_status(self, namespace: str, name: str, compute: Callable[[Mapping[str, Any], Mapping[str, Any]], dict]) -> None: ...
     async def update_store_status(self, namespace: str, name: str, compute: Callable[[Mapping[str, Any], Mapping[str, Any]], dict]) -> None: ...
     async def request_recreate(self, namespace: str, name: str, token: str) -> None: ...
+    async def write_configmap(self, namespace: str, body: dict[str, Any]) -> None: ...
     def post_event(self, ssvm: Mapping[str, Any], reason: str, message: str, type_: str = "Normal") -> None: ...
 
 
@@ -81,6 +83,12 @@ class _Worker:
     retry_at: dict[str, float] = field(default_factory=dict)
     next_check: float = 0.0
     blocked: str | None = None   # the key-material reason that holds every push back, logged once
+
+
+def _new_token(body: Mapping[str, Any], field: str, observed: str) -> str | None:
+    """A request token in spec that status has not acknowledged yet."""
+    token = (body.get("spec") or {}).get(field)
+    return token if token and token != (body.get("status") or {}).get(observed) else None
 
 
 def _requests(result: Any) -> int | None:
@@ -179,11 +187,17 @@ class GuestOps:
             outcomes.append(outcome)
             if outcome.transport:
                 break   # the guest is unreachable: the rest waits for the next pass
-        requested = (body.get("spec") or {}).get("checkRequest")
-        asked = requested if requested and requested != status.get("observedCheckRequest") else None
-        health_patch, recreate = await self._health(w, body, zone, seen, channel, target, bool(outcomes), asked)
+        asked = _new_token(body, "checkRequest", "observedCheckRequest")
+        diagnose = _new_token(body, "diagnosticsRequest", "observedDiagnosticsRequest")
+        health_patch, recreate = await self._health(w, body, zone, seen, channel, target, bool(outcomes), asked, force=bool(diagnose))
+        extra: dict[str, Any] = {}
+        if diagnose:
+            host = self.keys.cached_host_key(body)
+            secrets = [copy.value, *(k.private for k in op.ring), *([host.private] if host else [])]
+            extra = await collect_bundle(lambda action, payload: self._run(channel, target, action, payload), self.cluster,
+                                         body, zone, diagnose, (health_patch or {}).get("health"), secrets)
         nfs = sum(1 for s in stores if s.protocol == "nfs")
-        await self._write(namespace, name, planned, outcomes, health_patch, nfs, len(peers), seen)
+        await self._write(namespace, name, planned, outcomes, health_patch, nfs, len(peers), seen, extra)
         for outcome in outcomes:
             self._schedule_retry(w, outcome, applied)
             if outcome.status_key == "setupStore":
@@ -293,11 +307,12 @@ class GuestOps:
 
     # --- health ---
     async def _health(self, w: _Worker, body: Mapping[str, Any], zone: Mapping[str, Any], seen: Reached, channel: GuestChannel,
-                      target: GuestTarget, pushed: bool, asked: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
-        """The periodic check when due (or just after a push, or now for a new checkRequest token `asked`)."""
+                      target: GuestTarget, pushed: bool, asked: str | None = None, force: bool = False
+                      ) -> tuple[dict[str, Any] | None, str | None]:
+        """The periodic check when due (or just after a push, or now for a new checkRequest token `asked`, or `force`)."""
         policy = _spec(zone).get("health") or {}
         interval = float(policy.get("intervalSeconds", 60))
-        if self.clock() < w.next_check and not pushed and not asked:
+        if self.clock() < w.next_check and not pushed and not asked and not force:
             return None, None
         w.next_check = self.clock() + interval
         payload: dict[str, Any] = {"timeoutSeconds": self.settings.check_timeout, "copyServer": self.settings.check_copy_server}
@@ -318,7 +333,7 @@ class GuestOps:
         except errors.GuestError as e:
             error = (e.reason, e.message)
         previous = (body.get("status") or {}).get("health") or {}
-        health = health_status(previous, report, error, force=bool(asked))
+        health = health_status(previous, report, error, force=bool(asked or force))
         if pushed and not health["healthy"]:
             # Just configured: its services may still be starting, so look again soon rather than an interval later.
             w.next_check = self.clock() + min(interval, SETTLE_RECHECK_SECONDS)
@@ -357,7 +372,8 @@ class GuestOps:
         return {k: v for k, v in wanted.items() if status.get(k) != v}
 
     async def _write(self, namespace: str, name: str, planned: list[PlannedAction], outcomes: list[ActionOutcome],
-                     health: dict[str, Any] | None, nfs_stores: int, peers: int, seen: Reached) -> None:
+                     health: dict[str, Any] | None, nfs_stores: int, peers: int, seen: Reached,
+                     extra: Mapping[str, Any] | None = None) -> None:
         copy_port = 443 if any(p.action == "firewall" and p.payloads[0].get("encryptCopy") for p in planned) else 80
 
         def compute(status: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
@@ -375,7 +391,7 @@ class GuestOps:
                         actions[p.status_key] = pending
             conds = guest_conditions(status.get("conditions") or [], actions, nfs_stores=nfs_stores, peers=peers,
                                      copy_port=copy_port, generation=generation)
-            wanted: dict[str, Any] = {"actions": actions, "hostKeyFingerprint": seen.host_fingerprint}
+            wanted: dict[str, Any] = {"actions": actions, "hostKeyFingerprint": seen.host_fingerprint, **(extra or {})}
             if health is not None:
                 wanted["health"] = health["health"]
                 if health["_asked"]:

@@ -308,6 +308,11 @@ class KeyStore:
         self._host[(ns, name, uid)] = key
         return key
 
+    def cached_host_key(self, ssvm: Mapping[str, Any]) -> HostKey | None:
+        """The SSVM's pinned host key if this process has read it (no API call)."""
+        meta = ssvm["metadata"]
+        return self._host.get((meta["namespace"], meta["name"], meta.get("uid", "")))
+
     def forget_host(self, namespace: str, name: str) -> None:
         for key in [k for k in self._host if k[:2] == (namespace, name)]:
             del self._host[key]
