@@ -101,18 +101,25 @@ def _list(cluster: Cluster, all_namespaces: bool) -> int:
     return 0
 
 
-def _check(cluster: Cluster, name: str) -> int:
-    token = new_token("check")
-    cluster.patch(c.SSVM_PLURAL, name, {"spec": {"checkRequest": token}})
+def _ask_running(cluster: Cluster, name: str, field: str, what: str) -> dict[str, Any]:
+    """Sets a new `<field>Request` token on a running SSVM and waits until status observes it; the SSVM then."""
+    token = new_token(field)
+    cluster.patch(c.SSVM_PLURAL, name, {"spec": {f"{field}Request": token}})
+    observed = f"observed{field[0].upper()}{field[1:]}Request"
 
     def probe() -> tuple[bool, str]:
         s = cluster.get(c.SSVM_PLURAL, name)
         if (s.get("status") or {}).get("state") != "Running":
-            raise CommandError(f"{name} is {(s.get('status') or {}).get('state') or 'not running'}: a check needs a running SSVM")
-        done = (s.get("status") or {}).get("observedCheckRequest") == token
-        return done, f"{name}: check {token} {'done' if done else 'requested'}"
-    cluster.wait(f"the check of {name}", probe)
-    health = (cluster.get(c.SSVM_PLURAL, name).get("status") or {}).get("health") or {}
+            raise CommandError(f"{name} is {(s.get('status') or {}).get('state') or 'not running'}: {what} needs a running SSVM")
+        done = (s.get("status") or {}).get(observed) == token
+        return done, f"{name}: {what} {token} {'done' if done else 'requested'}"
+    cluster.wait(f"the {what} of {name}", probe)
+    return cluster.get(c.SSVM_PLURAL, name)
+
+
+def _check(cluster: Cluster, name: str) -> int:
+    ssvm = _ask_running(cluster, name, "check", "check")
+    health = (ssvm.get("status") or {}).get("health") or {}
     for check in health.get("checks") or []:
         print(f"{'ok  ' if check.get('ok') else 'FAIL'}  {check.get('name')}  {check.get('message') or ''}".rstrip())
     print(f"{name}: {'healthy' if health.get('healthy') else 'unhealthy'} at {health.get('lastCheckTime')}")
@@ -123,17 +130,9 @@ def _diagnose(cluster: Cluster, name: str, output: str | None) -> int:
     import io
     import tarfile
 
-    token = new_token("diag")
-    cluster.patch(c.SSVM_PLURAL, name, {"spec": {"diagnosticsRequest": token}})
-
-    def probe() -> tuple[bool, str]:
-        s = cluster.get(c.SSVM_PLURAL, name)
-        if (s.get("status") or {}).get("state") != "Running":
-            raise CommandError(f"{name} is {(s.get('status') or {}).get('state') or 'not running'}: diagnostics need a running SSVM")
-        done = (s.get("status") or {}).get("observedDiagnosticsRequest") == token
-        return done, f"{name}: diagnostics {token} {'collected' if done else 'requested'}"
-    cluster.wait(f"the diagnostics of {name}", probe)
-    bundle = (cluster.get(c.SSVM_PLURAL, name).get("status") or {}).get("diagnostics") or {}
+    ssvm = _ask_running(cluster, name, "diagnostics", "diagnostics")
+    token = (ssvm.get("status") or {}).get("observedDiagnosticsRequest")
+    bundle = (ssvm.get("status") or {}).get("diagnostics") or {}
     data = cluster.configmap_data(bundle.get("configMap", f"{name}-diagnostics"))
     if output:
         with tarfile.open(output, "w:gz") as tar:
