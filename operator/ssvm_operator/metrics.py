@@ -71,8 +71,8 @@ class Metrics:
                                         ["kind"], registry=registry)
         self.action_pushes = Counter(f"{PREFIX}_guest_action_pushes_total", "Guest actions pushed to SSVMs over SSH.",
                                      ["action"], registry=registry)
-        self.action_failures = Counter(f"{PREFIX}_guest_action_failures_total", "Guest action pushes that failed.",
-                                       ["action", "reason"], registry=registry)
+        self.action_failures = Counter(f"{PREFIX}_guest_action_failures_total", "Guest action pushes that failed, per zone.",
+                                       [*zone, "action", "reason"], registry=registry)
         self.ssh_duration = Histogram(f"{PREFIX}_ssh_command_duration_seconds",
                                       "Round-trip of one guest command over SSH (connect, run, read the answer).",
                                       ["action"], buckets=SSH_BUCKETS, registry=registry)
@@ -157,11 +157,12 @@ class Metrics:
         finally:
             self.reconcile_duration.labels(kind).observe(time.perf_counter() - start)
 
-    def record_action(self, action: str, ok: bool, reason: str = "", seconds: float | None = None) -> None:
+    def record_action(self, action: str, ok: bool, reason: str = "", seconds: float | None = None, namespace: str = "",
+                      zone: str = "") -> None:
         action = _bounded(action, ACTIONS)
         self.action_pushes.labels(action).inc()
         if not ok:
-            self.action_failures.labels(action, _reason(reason)).inc()
+            self.action_failures.labels(namespace, zone, action, _reason(reason)).inc()
         if seconds is not None:
             self.ssh_duration.labels(action).observe(seconds)
 
@@ -212,8 +213,9 @@ def observe_reconcile(kind: str) -> contextlib.AbstractContextManager[None]:
     return default().observe_reconcile(kind)
 
 
-def record_action(action: str, ok: bool, reason: str = "", seconds: float | None = None) -> None:
-    default().record_action(action, ok, reason, seconds)
+def record_action(action: str, ok: bool, reason: str = "", seconds: float | None = None, namespace: str = "",
+                  zone: str = "") -> None:
+    default().record_action(action, ok, reason, seconds, namespace, zone)
 
 
 def time_ssh(action: str) -> contextlib.AbstractContextManager[None]:

@@ -43,9 +43,9 @@ CASES = {
         ('ssvm_operator_ssvm_last_health_check_timestamp_seconds{namespace="cloud",zone="z1",ssvm="z1-ssvm-2"}', "0+60x60"),
     ], "40m", [{**NS, "zone": "z1", "ssvm": "z1-ssvm-1"}]),
     "SSVMGuestActionsFailing": ([
-        ('ssvm_operator_guest_action_failures_total{action="setup-store",reason="Unreachable"}', "0+1x30"),
-        ('ssvm_operator_guest_action_failures_total{action="firewall",reason="Timeout"}', "0x30"),
-    ], "20m", [{"action": "setup-store", "reason": "Unreachable"}]),
+        ('ssvm_operator_guest_action_failures_total{namespace="cloud",zone="z1",action="setup-store",reason="Unreachable"}', "0+1x30"),
+        ('ssvm_operator_guest_action_failures_total{namespace="cloud",zone="z1",action="firewall",reason="Timeout"}', "0x30"),
+    ], "20m", [{**NS, "zone": "z1", "action": "setup-store", "reason": "Unreachable"}]),
     "SSVMOperatorReconcileErrors": ([
         ('ssvm_operator_reconcile_errors_total{kind="Zone"}', "0+1x30"),
         ('ssvm_operator_reconcile_errors_total{kind="SecondaryStorageVM"}', "0x30"),

@@ -98,14 +98,15 @@ def test_observe_reconcile_refuses_an_unknown_kind(mx):
 
 def test_actions_and_ssh_latency(mx):
     mx.record_action("setup-store", ok=True, seconds=0.3)
-    mx.record_action("setup-store", ok=False, reason="PermissionDenied", seconds=1.2)
+    mx.record_action("setup-store", ok=False, reason="PermissionDenied", seconds=1.2, namespace="cloud", zone="z1")
     mx.record_action("firewall", ok=False, reason="not a reason; rm -rf")
     mx.record_action("format-disk", ok=True)
     with mx.time_ssh("check"):
         pass
     assert value(mx, "ssvm_operator_guest_action_pushes_total", action="setup-store") == 2
-    assert value(mx, "ssvm_operator_guest_action_failures_total", action="setup-store", reason="PermissionDenied") == 1
-    assert value(mx, "ssvm_operator_guest_action_failures_total", action="firewall", reason="other") == 1
+    assert value(mx, "ssvm_operator_guest_action_failures_total", namespace="cloud", zone="z1", action="setup-store",
+                 reason="PermissionDenied") == 1
+    assert value(mx, "ssvm_operator_guest_action_failures_total", namespace="", zone="", action="firewall", reason="other") == 1
     assert value(mx, "ssvm_operator_guest_action_pushes_total", action="other") == 1
     assert value(mx, "ssvm_operator_ssh_command_duration_seconds_count", action="setup-store") == 2
     assert value(mx, "ssvm_operator_ssh_command_duration_seconds_bucket", action="setup-store", le="0.5") == 1

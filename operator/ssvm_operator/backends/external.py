@@ -111,14 +111,16 @@ class ExternalBackend:
         if self.channels is None:
             raise BackendError("GuestOperationsOff", "The external backend needs guest operations (the operator's SSH key).", 60.0)
         channel = await self.channels(b.zone, timeouts)
-        target = GuestTarget(name=f"{b.zone['metadata']['namespace']}/{b.name}", address=host["address"], host_key=host["hostKey"], port=int(host.get("port", 3922)))
+        ns, zone = b.zone["metadata"]["namespace"], b.zone["metadata"]["name"]
+        target = GuestTarget(name=f"{ns}/{b.name}", address=host["address"], host_key=host["hostKey"], port=int(host.get("port", 3922)),
+                             zone=zone)
         try:
             with metrics.time_ssh("service"):
                 result = await channel.run_action(target, "service", {"op": op})
         except errors.GuestError as e:
-            metrics.record_action("service", False, e.reason)
+            metrics.record_action("service", False, e.reason, namespace=ns, zone=zone)
             raise BackendError(e.reason, f"host {host['name']} ({host['address']}): {e.message}"[:500], 10.0) from None
-        metrics.record_action("service", result.ok, result.reason or "")
+        metrics.record_action("service", result.ok, result.reason or "", namespace=ns, zone=zone)
         if not result.ok:
             raise BackendError(result.reason or "ServiceControlFailed",
                                f"host {host['name']}: ssvm-agent service {op}: {result.message}"[:500], 10.0)

@@ -40,6 +40,11 @@ class GuestTarget:
     port: int = DEFAULT_PORT
     username: str = "root"
     agent_command: str = "ssvm-agent"
+    zone: str = ""                 # for metrics: the zone the SSVM (or host) serves
+
+    @property
+    def namespace(self) -> str:
+        return self.name.split("/", 1)[0] if "/" in self.name else ""
 
 
 @dataclass(frozen=True)

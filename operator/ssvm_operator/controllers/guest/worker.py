@@ -179,7 +179,8 @@ class GuestOps:
         applied = status.get("actions") or {}
         now = self.clock()
         due = [p for p in actions_to_push(planned, applied) if not self._backing_off(w, p, applied, now)]
-        target = GuestTarget(name=f"{namespace}/{name}", address=seen.address, host_key=seen.host_key, port=seen.port)
+        target = GuestTarget(name=f"{namespace}/{name}", address=seen.address, host_key=seen.host_key, port=seen.port,
+                             zone=zone["metadata"]["name"])
         channel = self.rotation.keyring(op, self.settings.action_timeouts)
         outcomes: list[ActionOutcome] = []
         for p in due:
@@ -233,9 +234,9 @@ class GuestOps:
         try:
             result = await channel.run_action(target, action, payload)
         except errors.GuestError as e:
-            metrics.record_action(action, False, e.reason, self.clock() - started)
+            metrics.record_action(action, False, e.reason, self.clock() - started, target.namespace, target.zone)
             raise
-        metrics.record_action(action, result.ok, result.reason or "", self.clock() - started)
+        metrics.record_action(action, result.ok, result.reason or "", self.clock() - started, target.namespace, target.zone)
         return result
 
     async def _push(self, channel: GuestChannel, target: GuestTarget, p: PlannedAction, applied: Mapping[str, Any]) -> ActionOutcome:

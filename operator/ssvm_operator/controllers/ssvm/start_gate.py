@@ -95,15 +95,15 @@ class SSHStartGate:
         if (seen and seen.instance_id == observed.instance_id and seen.address == address and seen.host_key == host.public
                 and seen.port == port and self.clock() - seen.at < self.ttl):
             return GateResult(True, "SSHReady", _message(seen), SSH_READY)
-        target = GuestTarget(name=f"{key[0]}/{key[1]}", address=address, host_key=host.public, port=port)
+        target = GuestTarget(name=f"{key[0]}/{key[1]}", address=address, host_key=host.public, port=port, zone=zone["metadata"]["name"])
         started = self.clock()
         try:
             result = await self.logins.keyring(op, self.timeouts).run_action(target, "info", {})
         except errors.GuestError as e:
-            metrics.record_action("info", False, e.reason, self.clock() - started)
+            metrics.record_action("info", False, e.reason, self.clock() - started, key[0], target.zone)
             self.reach.pop(key, None)
             return GateResult(False, e.reason, e.message[:500], SSH_READY)
-        metrics.record_action("info", result.ok, result.reason or "", self.clock() - started)
+        metrics.record_action("info", result.ok, result.reason or "", self.clock() - started, key[0], target.zone)
         if not result.ok:
             return GateResult(False, result.reason or "AgentError", f"ssvm-agent info failed: {result.message}"[:500], SSH_READY)
         now = Reached(observed.instance_id, address, host.public, host.fingerprint, result.simulated, self.clock(), port)
