@@ -108,10 +108,10 @@ def test_several_replicas_peer_with_distinct_priorities():
     docs = render(sets=["replicaCount=2"])
     dep = _deployment(docs)
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--peering=ssvm-ssvm-operator" in args and "--priority=auto" in args
+    assert "--peering=ssvm-operator" in args and "--priority=auto" in args
     assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
     (peering,) = by_kind(docs, "ClusterKopfPeering")
-    assert peering["metadata"]["name"] == "ssvm-ssvm-operator"
+    assert peering["metadata"]["name"] == "ssvm-operator"
     (role,) = by_kind(docs, "ClusterRole")
     assert any("clusterkopfpeerings" in r["resources"] for r in role["rules"])
 
@@ -119,7 +119,7 @@ def test_several_replicas_peer_with_distinct_priorities():
 def test_auto_priority_differs_per_pod_name():
     from ssvm_operator.commands.run import peering_priority
 
-    names = [f"ssvm-ssvm-operator-5d9c7b-{suffix}" for suffix in ("abcde", "fghij", "klmno", "pqrst")]
+    names = [f"ssvm-operator-5d9c7b-{suffix}" for suffix in ("abcde", "fghij", "klmno", "pqrst")]
     priorities = [peering_priority("auto", n) for n in names]
     assert len(set(priorities)) == len(names)
     assert priorities == [peering_priority("auto", n) for n in names]

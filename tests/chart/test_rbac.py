@@ -17,7 +17,7 @@ from . import rbac
 from .helm import CHART, NAMESPACE, ROOT, render
 from .operator_run import is_operator, run_operator_on_examples
 
-SA = "ssvm-ssvm-operator"
+SA = "ssvm-operator"
 SAMPLE = pathlib.Path(__file__).parent / "fixtures" / "request_log_sample.json"
 
 # Grants the chart carries for calls of handlers that have not landed yet, so no run exercises them:

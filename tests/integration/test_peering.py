@@ -23,7 +23,7 @@ LIFETIME = 6   # seconds; the chart's default is 15
 
 def _operator(cluster, ns, priority, state, log):
     args = [sys.executable, "-m", "ssvm_operator.cli", "run", "-n", ns, "--liveness", "none", "--metrics-port", "0",
-            "--scan-interval", "3", "--peering", "ssvm-ssvm-operator", "--priority", priority,
+            "--scan-interval", "3", "--peering", "ssvm-operator", "--priority", priority,
             "--peering-lifetime", str(LIFETIME), "--backend-override", f"memory:{state}"]
     return start_with_kubeconfig(args, cluster.operator_kubeconfig_path, log, env={"POD_NAME": ""})
 
