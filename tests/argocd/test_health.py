@@ -110,3 +110,14 @@ def test_operator_application_values_pass_the_chart_schema():
     for key, value in operator["spec"]["source"]["helm"]["valuesObject"].items():
         values[key] = {**values[key], **value} if isinstance(value, dict) else value
     jsonschema.validate(values, schema)
+
+
+def test_the_example_application_syncs_no_secret_from_git():
+    import fnmatch
+
+    app = yaml.safe_load((ROOT / "argocd" / "apps" / "02-resources.yaml").read_text())
+    source = app["spec"]["source"]
+    exclude = (source.get("directory") or {}).get("exclude", "")
+    synced = [p for p in (ROOT / source["path"]).glob("*.yaml") if not fnmatch.fnmatch(p.name, exclude)]
+    kinds = {d["kind"] for p in synced for d in yaml.safe_load_all(p.read_text()) if d}
+    assert synced and "Zone" in kinds and "Secret" not in kinds
