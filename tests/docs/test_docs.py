@@ -86,3 +86,12 @@ def test_local_links_resolve(page):
     for target in re.findall(r"\]\(([^)#]+\.md)(?:#[^)]*)?\)", text):
         if "://" not in target:
             assert (DOCS / target).exists(), f"{page} links to missing {target}"
+
+
+def test_no_page_speaks_of_the_projects_history_or_unfinished_work():
+    import re
+
+    pattern = re.compile(r"not done yet|status of this page|\bissue #?\d+|\bTODO\b|\bFIXME\b|will be added|in a later", re.I)
+    pages = [*DOCS.glob("*.md"), DOCS.parent / "README.md"]
+    found = [f"{p.name}: {m.group(0)}" for p in pages for m in pattern.finditer(p.read_text())]
+    assert not found, found
