@@ -85,6 +85,8 @@ class Metrics:
                               ["reason", "type"], registry=registry)
         ssvm = [*zone, "ssvm"]
         self.ssvm_ready = Gauge(f"{PREFIX}_ssvm_ready", "1 when the SSVM's Ready condition is True, else 0.", ssvm, registry=registry)
+        self.ssvm_state = Gauge(f"{PREFIX}_ssvm_state", "1 for the SSVM's lifecycle state, 0 for the others.", [*ssvm, "state"],
+                                registry=registry)
         self.ssvm_healthy = Gauge(f"{PREFIX}_ssvm_healthy", "1 when the SSVM's last health check passed, else 0.", ssvm,
                                   registry=registry)
         self.ssvm_last_check = Gauge(f"{PREFIX}_ssvm_last_health_check_timestamp_seconds",
@@ -121,7 +123,10 @@ class Metrics:
                 self.health_checks.remove(namespace, zone, result)
 
     def set_ssvm(self, namespace: str, zone: str, ssvm: str, *, ready: bool | None = None, healthy: bool | None = None,
-                 checked_at: float | None = None) -> None:
+                 checked_at: float | None = None, state: str | None = None) -> None:
+        if state is not None:   # every state set, so the series of one SSVM never appear or vanish as it moves
+            for s in STATES:
+                self.ssvm_state.labels(namespace, zone, ssvm, s).set(1 if s == state else 0)
         if ready is not None:
             self.ssvm_ready.labels(namespace, zone, ssvm).set(1 if ready else 0)
         if healthy is not None:
@@ -133,6 +138,9 @@ class Metrics:
         for gauge in (self.ssvm_ready, self.ssvm_healthy, self.ssvm_last_check):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, zone, ssvm)
+        for s in STATES:
+            with contextlib.suppress(KeyError):
+                self.ssvm_state.remove(namespace, zone, ssvm, s)
 
     def set_store_mounted(self, namespace: str, zone: str, store: str, mounted: int | None) -> None:
         """SSVMs that mounted the store; None drops the series (the store is gone)."""
@@ -231,8 +239,8 @@ def record_event(reason: str, type_: str = "Normal") -> None:
 
 
 def set_ssvm(namespace: str, zone: str, ssvm: str, *, ready: bool | None = None, healthy: bool | None = None,
-             checked_at: float | None = None) -> None:
-    default().set_ssvm(namespace, zone, ssvm, ready=ready, healthy=healthy, checked_at=checked_at)
+             checked_at: float | None = None, state: str | None = None) -> None:
+    default().set_ssvm(namespace, zone, ssvm, ready=ready, healthy=healthy, checked_at=checked_at, state=state)
 
 
 def forget_ssvm(namespace: str, zone: str, ssvm: str) -> None:

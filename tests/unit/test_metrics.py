@@ -147,3 +147,18 @@ def test_module_functions_use_the_default_registry():
     assert REGISTRY.get_sample_value("ssvm_operator_events_total", {"reason": "SSVMRebooted", "type": "Normal"}) == before + 1
     assert m.default() is m.default()
     assert REGISTRY.get_sample_value("ssvm_operator_build_info", {"version": m.__version__}) == 1
+
+
+def test_per_ssvm_series_and_their_removal():
+    mx = m.Metrics(CollectorRegistry())
+    mx.set_ssvm("cloud", "z1", "z1-ssvm-1", ready=True, healthy=False, checked_at=1700000000.0, state="Running")
+    assert value(mx, "ssvm_operator_ssvm_state", namespace="cloud", zone="z1", ssvm="z1-ssvm-1", state="Running") == 1
+    assert value(mx, "ssvm_operator_ssvm_state", namespace="cloud", zone="z1", ssvm="z1-ssvm-1", state="Stopped") == 0
+    assert value(mx, "ssvm_operator_ssvm_healthy", namespace="cloud", zone="z1", ssvm="z1-ssvm-1") == 0
+    mx.set_store_mounted("cloud", "z1", "s1", 2)
+    assert value(mx, "ssvm_operator_imagestore_mounted_ssvms", namespace="cloud", zone="z1", imagestore="s1") == 2
+    mx.forget_ssvm("cloud", "z1", "z1-ssvm-1")
+    mx.set_store_mounted("cloud", "z1", "s1", None)
+    text = generate_latest(mx.registry).decode()
+    assert "z1-ssvm-1" not in text and 'imagestore="s1"' not in text
+    assert "_created" not in text

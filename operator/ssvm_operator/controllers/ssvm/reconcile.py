@@ -184,7 +184,8 @@ class SSVMReconciler:
         old_state = (ssvm.get("status") or {}).get("state")
         events = list(plan.events) + list(transition_events(name, old_state, written.get("state", old_state)))
         ready_now = find_condition(written.get("conditions") or (ssvm.get("status") or {}).get("conditions"), "Ready")
-        metrics.set_ssvm(ns, (ssvm.get("spec") or {}).get("zoneRef", ""), name, ready=(ready_now or {}).get("status") == "True")
+        metrics.set_ssvm(ns, (ssvm.get("spec") or {}).get("zoneRef", ""), name, ready=(ready_now or {}).get("status") == "True",
+                         state=written.get("state", old_state))
         if "conditions" in written:   # a backend error has its own Warning below: not a second one for it
             events += [e for e in self.failures.changed((ns, name), name, find_condition(written["conditions"], "Ready"))
                        if error is None or e.reason != error[0]]
