@@ -60,7 +60,9 @@ def test_sigterm_mid_action_stops_within_the_charts_grace_period(gapi, guest_clu
         stop_process(proc, grace=5)
     assert code == 0, log.read_text()[-3000:]
     text = log.read_text()
-    assert "Traceback" not in text and " ERROR " not in text, text[-3000:]
+    # kube-apiserver answers 429 "storage is (re)initializing" for a moment after a CRD is (re)created; kopf retries
+    errors = [line for line in text.splitlines() if " ERROR " in line and "storage is (re)initializing" not in line]
+    assert "Traceback" not in text and not errors, text[-3000:]
     # idle daemons end on their own at SIGTERM; only the one busy with the held action is cancelled (one WARNING)
     assert text.count("Will escalate") <= 1, text[-3000:]
     assert gapi.get(c.SSVM_PLURAL, "z1-ssvm-1") is not None
