@@ -51,7 +51,7 @@ def test_backend_implements_the_protocol(backend):
 
 async def test_readiness(backend, namespace):
     ready = await backend.readiness(namespace, "zone1", admitted_zone_spec(example("Zone", "zone1")))
-    assert (ready.can_run_vms, ready.template_ready, ready.reason) == (True, True, "Ready")
+    assert (ready.can_run_vms, ready.template_ready, ready.reason) == (True, True, "KubeVirtReady")
     zone = example("Zone", "zone1")
     del zone["spec"]["secondaryStorage"]["template"]
     missing = await backend.readiness(namespace, "zone1", admitted_zone_spec(zone))

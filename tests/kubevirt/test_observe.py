@@ -73,10 +73,10 @@ def test_no_status_yet_follows_run_strategy_and_deletion():
 
 
 @pytest.mark.parametrize("served, zone_change, expected", [
-    ({"kubevirt.io": ["v1"], "k8s.cni.cncf.io": ["v1"]}, None, (True, True, "Ready")),
+    ({"kubevirt.io": ["v1"], "k8s.cni.cncf.io": ["v1"]}, None, (True, True, "KubeVirtReady")),
     ({}, None, (False, True, "KubeVirtNotInstalled")),
     ({"kubevirt.io": ["v1"]}, None, (False, True, "MultusNotInstalled")),
-    ({"kubevirt.io": ["v1"]}, {"networks": {}}, (True, True, "Ready")),
+    ({"kubevirt.io": ["v1"]}, {"networks": {}}, (True, True, "KubeVirtReady")),
     ({"kubevirt.io": ["v1"], "k8s.cni.cncf.io": ["v1"]}, {"template": None}, (True, False, "TemplateMissing")),
     ({"kubevirt.io": ["v1"], "k8s.cni.cncf.io": ["v1"]}, {"offering": {"rootDisk": "shared"}}, (True, False, "CDINotInstalled")),
 ])

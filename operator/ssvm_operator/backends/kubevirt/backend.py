@@ -137,7 +137,7 @@ def readiness_from_discovery(served: Mapping[str, list[str]], zone_name: str, zo
     if (template.url or offering.get("rootDisk") == "shared") and m.CDI_VERSION not in served.get(m.CDI_GROUP, []):
         return BackendReadiness(True, False, "CDINotInstalled",
                                 f"the template needs a DataVolume import but {m.CDI_GROUP}/{m.CDI_VERSION} is not served")
-    return BackendReadiness(True, True, "Ready", "KubeVirt is served and the template is set")
+    return BackendReadiness(True, True, "KubeVirtReady", "KubeVirt is served and the template is set.")
 
 
 def _vm_update_patch(vm: dict[str, Any]) -> dict[str, Any]:
