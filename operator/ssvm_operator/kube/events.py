@@ -137,9 +137,11 @@ class FailureEvents:
         now, before = self._failure(ready), self.failing.get(key)
         if now is not None and now != before:
             self.failing[key] = now
+            log.warning("%s/%s is failing: %s: %s", key[0], name, now, ready.get("message") or "")   # once, like the Event
             return [EventSpec(now, f"{name}: {ready.get('message') or now}"[:MESSAGE_MAX], "Warning", on_zone=False)]
         if before is not None and ready.get("status") == "True":
             self.failing[key] = None
+            log.info("%s/%s is Ready again (%s cleared)", key[0], name, before)
             return [EventSpec(RECOVERED, f"{name} is Ready again ({before} cleared).", on_zone=False)]
         return []
 

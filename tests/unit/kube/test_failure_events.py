@@ -11,7 +11,7 @@ def ready(status, reason, message=""):
     return {"type": "Ready", "status": status, "reason": reason, "message": message}
 
 
-def test_a_failure_is_announced_once_and_its_end_once():
+def test_a_failure_is_announced_once_and_its_end_once(caplog):
     f = FailureEvents(is_ssvm_failure)
     f.seen(KEY, ready("False", "Creating"))
     assert f.changed(KEY, "z1-ssvm-1", ready("False", "Starting")) == []                  # progress
@@ -25,6 +25,8 @@ def test_a_failure_is_announced_once_and_its_end_once():
     (recovered,) = f.changed(KEY, "z1-ssvm-1", ready("True", "Running"))
     assert (recovered.type, recovered.reason) == ("Normal", RECOVERED) and "CopyPasswordSecretNotFound" in recovered.message
     assert f.changed(KEY, "z1-ssvm-1", ready("True", "Running")) == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and "HostKeyMismatch" in warnings[0], "one WARNING line per new failure, none per pass"
 
 
 def test_a_failure_seen_at_start_was_announced_before_the_restart():
