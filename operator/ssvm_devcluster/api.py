@@ -13,6 +13,7 @@ import aiohttp.web
 import multidict
 
 from ssvm_devcluster import errors, openapi, protobuf, requestinfo, selectors, tables, watch
+from ssvm_devcluster.faults import FaultPlan
 from ssvm_devcluster.gc import GarbageCollector
 from ssvm_devcluster.registry import NAMESPACE_KEY, Registry, ResourceType
 from ssvm_devcluster.store import HISTORY_LIMIT, Store
@@ -26,7 +27,8 @@ VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-ssvm-devcluster",
 
 
 class Api:
-    def __init__(self, history_limit: int = HISTORY_LIMIT) -> None:
+    def __init__(self, history_limit: int = HISTORY_LIMIT, faults: FaultPlan | None = None) -> None:
+        self.faults = faults if faults is not None else FaultPlan.from_env()
         self.store = Store(history_limit)
         self.registry = Registry()
         self.gc = GarbageCollector(self.store, self.registry)
@@ -49,6 +51,11 @@ class Api:
         if logged_early:
             self.log.record(info, request.headers.get("User-Agent", ""), 200)
         try:
+            if info.is_resource and not info.path.startswith("/_devcluster"):
+                injected = await self._inject(info, request.headers.get("User-Agent", ""), params)
+                if injected is not None:
+                    code = injected.status
+                    return injected
             response = await self._dispatch(request, info, body, params)
             code = response.status
             return response
@@ -66,6 +73,26 @@ class Api:
         finally:
             if not info.path.startswith("/_devcluster") and not logged_early:
                 self.log.record(info, request.headers.get("User-Agent", ""), code)
+
+    async def _inject(self, info: requestinfo.RequestInfo, agent: str, params: dict[str, str]) -> aiohttp.web.Response | None:
+        """An injected fault's answer (faults.py), or None to serve the request (perhaps late, or a shorter watch)."""
+        if info.verb == "watch" and self.faults.cutWatch > 0:
+            asked = float(params.get("timeoutSeconds") or self.faults.cutWatch)
+            params["timeoutSeconds"] = str(min(asked, self.faults.cutWatch))
+        fault = self.faults.decide(info.verb, agent)
+        if fault == "slow":
+            await asyncio.sleep(self.faults.slowSeconds)
+        elif fault == "conflict":
+            raise errors.ApiError(409, "Conflict", f"Operation cannot be fulfilled on {info.resource} \"{info.name or ''}\": "
+                                  "the object has been modified; please apply your changes to the latest version and try again")
+        elif fault == "error":
+            raise errors.ApiError(500, "InternalError", "Internal error occurred: injected fault")
+        elif fault == "throttle":
+            status = errors.ApiError(429, "TooManyRequests", "the server has received too many requests and has asked us to "
+                                     "try again later").status()
+            status["details"] = {"retryAfterSeconds": 1}
+            return aiohttp.web.json_response(status, status=429, headers={"Retry-After": "1"})
+        return None
 
     async def _dispatch(self, request: aiohttp.web.BaseRequest, info: requestinfo.RequestInfo, body: bytes,
                         params: dict[str, str]) -> aiohttp.web.StreamResponse:

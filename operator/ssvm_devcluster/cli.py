@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", metavar="PATH", default=None,
                         help="where to write the kubeconfig (default: a new temporary directory)")
     parser.add_argument("--no-simulators", action="store_true", help="do not run the simulators of other controllers")
+    parser.add_argument("--faults", metavar="SPEC", default=None,
+                        help="inject API faults into the controllers' requests, e.g. 'conflict=0.05,error=0.02,throttle=0.02,"
+                             "slow=0.1,slowSeconds=0.2,cutWatch=30,seed=1' (default: $SSVM_DEVCLUSTER_FAULTS, else none)")
     parser.add_argument("--control-range", metavar="CIDR", default=None,
                         help="loopback range of the simulated guests' control addresses (default: the first of "
                              "127.100.0.0/16..127.199.0.0/16 no other dev cluster on this machine holds)")
@@ -66,8 +69,15 @@ def run(args: argparse.Namespace) -> int:
         def ready(running: Running) -> None:
             print(f"kubeconfig: {running.kubeconfig_path}", flush=True)
 
+        from ssvm_devcluster.faults import FaultPlan
+
+        try:
+            faults = FaultPlan.parse(args.faults) if args.faults is not None else FaultPlan.from_env()
+        except ValueError as e:
+            print(f"devcluster: {e}", file=sys.stderr)
+            return 2
         asyncio.run(until_signalled(lambda stop: serve(port=args.port, kubeconfig=args.kubeconfig, simulators=sims,
-                                                       ready=ready, stop=stop)))
+                                                       ready=ready, stop=stop, faults=faults)))
     except OSError as e:
         print(f"devcluster: cannot serve: {e}", file=sys.stderr)
         return 1

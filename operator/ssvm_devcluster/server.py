@@ -21,6 +21,7 @@ from kmock._internal import rendering
 
 from ssvm_devcluster import simulators as sims
 from ssvm_devcluster.api import Api
+from ssvm_devcluster.faults import FaultPlan
 from ssvm_devcluster.store import HISTORY_LIMIT
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,10 @@ def write_kubeconfig(path: str | os.PathLike[str], url: str) -> pathlib.Path:
 async def serve(*, host: str = "127.0.0.1", port: int = 0, kubeconfig: str | os.PathLike[str] | None = None,
                 simulators: list[sims.Simulator] | None = None,
                 ready: Callable[["Running"], Awaitable[None] | None] | None = None,
-                stop: asyncio.Event | None = None, history_limit: int = HISTORY_LIMIT) -> None:
+                stop: asyncio.Event | None = None, history_limit: int = HISTORY_LIMIT, faults: FaultPlan | None = None) -> None:
     """Serve until `stop` is set; call `ready(running)` once the port is open and the kubeconfig written."""
     stop = stop or asyncio.Event()
-    emulator = DevClusterEmulator(api=Api(history_limit))
+    emulator = DevClusterEmulator(api=Api(history_limit, faults))
     async with emulator:
         server = aiohttp.web.Server(emulator, handler_cancellation=True)
         runner = aiohttp.web.ServerRunner(server, shutdown_timeout=2.0)
@@ -144,10 +145,11 @@ class DevCluster:
 
     def __init__(self, *, port: int = 0, kubeconfig: str | os.PathLike[str] | None = None,
                  simulators: list[sims.Simulator] | None = None, host: str = "127.0.0.1",
-                 history_limit: int = HISTORY_LIMIT) -> None:
-        """`simulators=None` runs the registered ones (as the CLI does); pass [] for none."""
+                 history_limit: int = HISTORY_LIMIT, faults: FaultPlan | None = None) -> None:
+        """`simulators=None` runs the registered ones (as the CLI does); pass [] for none. `faults`: injected
+        API faults (default: from $SSVM_DEVCLUSTER_FAULTS, none when unset)."""
         self._host, self._port, self._kubeconfig, self._simulators = host, port, kubeconfig, simulators
-        self._history_limit = history_limit
+        self._history_limit, self.faults = history_limit, faults if faults is not None else FaultPlan.from_env()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -176,7 +178,8 @@ class DevCluster:
         try:
             loop.run_until_complete(serve(host=self._host, port=self._port, kubeconfig=self._kubeconfig,
                                           simulators=sims.default_simulators() if self._simulators is None else self._simulators,
-                                          ready=on_ready, stop=self._stop, history_limit=self._history_limit))
+                                          ready=on_ready, stop=self._stop, history_limit=self._history_limit,
+                                          faults=self.faults))
         except BaseException as e:  # noqa: BLE001 - surfaced to the starting thread
             self._error = e
             log.exception("dev cluster crashed")

@@ -1,0 +1,87 @@
+"""Injected API faults (off by default): conflicts on writes, server errors, throttling with Retry-After,
+shortened watches; deterministic for a seed; the test's own kubectl and the simulators are spared."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from kubernetes import client as k8s
+
+from ssvm_devcluster import DevCluster
+from ssvm_devcluster.faults import FaultPlan
+from tests.conftest import kubectl_run
+
+
+def _core(cluster) -> k8s.CoreV1Api:
+    from kubernetes import config
+
+    cfg = k8s.Configuration()
+    config.load_kube_config(config_file=str(cluster.kubeconfig_path), client_configuration=cfg)
+    api = k8s.ApiClient(cfg)
+    api.user_agent = "controller-under-test/1"
+    return k8s.CoreV1Api(api)
+
+
+def _codes(calls) -> list[int]:
+    out = []
+    for call in calls:
+        try:
+            call()
+            out.append(200)
+        except k8s.ApiException as e:
+            out.append(e.status)
+    return out
+
+
+def test_conflicts_hit_writes_only_and_spare_kubectl(tmp_path):
+    with DevCluster(kubeconfig=tmp_path / "kc", simulators=[], faults=FaultPlan(conflict=0.5, seed=7)) as cluster:
+        core = _core(cluster)
+        kubectl_run(cluster.kubeconfig_path, "create", "configmap", "c1", "--from-literal=a=b")   # kubectl: never a fault
+        writes = _codes([lambda i=i: core.patch_namespaced_config_map("c1", "default", {"data": {"a": str(i)}}) for i in range(40)])
+        reads = _codes([lambda: core.read_namespaced_config_map("c1", "default") for _ in range(40)])
+        assert 5 < writes.count(409) < 35 and set(writes) == {200, 409}
+        assert set(reads) == {200}, "a conflict is a write's fault"
+        assert cluster.faults.counts["conflict"] == writes.count(409)
+
+
+def test_errors_and_throttling_with_retry_after(tmp_path):
+    with DevCluster(kubeconfig=tmp_path / "kc", simulators=[], faults=FaultPlan(error=0.3, throttle=0.3, seed=3)) as cluster:
+        core = _core(cluster)
+        core.api_client.configuration.retries = 0
+        seen: dict[int, list] = {}
+        for _ in range(60):
+            try:
+                core.list_namespaced_config_map("default")
+                seen.setdefault(200, []).append(None)
+            except k8s.ApiException as e:
+                seen.setdefault(e.status, []).append(e.headers)
+        assert {200, 500, 429} <= set(seen)
+        assert all(h.get("Retry-After") == "1" for h in seen[429])
+
+
+def test_the_same_seed_gives_the_same_faults():
+    a, b = FaultPlan(conflict=0.2, error=0.1, seed=5), FaultPlan(conflict=0.2, error=0.1, seed=5)
+    decisions = [(a.decide("patch", "x"), b.decide("patch", "x")) for _ in range(200)]
+    assert all(x == y for x, y in decisions) and {x for x, _ in decisions} == {None, "conflict", "error"}
+    assert FaultPlan().decide("patch", "x") is None, "off by default"
+
+
+@pytest.mark.parametrize("spec", ["conflict=2", "nonsense=1", "error=x", "slowSeconds=-1"])
+def test_a_bad_spec_is_refused(spec):
+    with pytest.raises(ValueError):
+        FaultPlan.parse(spec)
+    proc = subprocess.run([sys.executable, "-m", "ssvm_operator.cli", "devcluster", "--faults", spec],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "faults" in proc.stderr
+
+
+def test_watch_streams_end_early_with_cut_watch(tmp_path):
+    import urllib.request
+
+    with DevCluster(kubeconfig=tmp_path / "kc", simulators=[], faults=FaultPlan(cutWatch=1)) as cluster:
+        request = urllib.request.Request(f"{cluster.url}/api/v1/namespaces/default/configmaps?watch=1",
+                                         headers={"User-Agent": "controller-under-test/1"})
+        # without the cut the server would keep the stream open for 30 to 60 minutes; the read ends with it
+        with urllib.request.urlopen(request, timeout=20) as rsp:
+            assert rsp.read() == b""
