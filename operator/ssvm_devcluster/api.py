@@ -52,7 +52,7 @@ class Api:
             self.log.record(info, request.headers.get("User-Agent", ""), 200)
         try:
             if info.is_resource and not info.path.startswith("/_devcluster"):
-                injected = await self._inject(info, request.headers.get("User-Agent", ""), params)
+                injected = await self._inject(info, request.headers.get("User-Agent", ""), params, b'"resourceVersion"' in body)
                 if injected is not None:
                     code = injected.status
                     return injected
@@ -74,12 +74,13 @@ class Api:
             if not info.path.startswith("/_devcluster") and not logged_early:
                 self.log.record(info, request.headers.get("User-Agent", ""), code)
 
-    async def _inject(self, info: requestinfo.RequestInfo, agent: str, params: dict[str, str]) -> aiohttp.web.Response | None:
+    async def _inject(self, info: requestinfo.RequestInfo, agent: str, params: dict[str, str],
+                      preconditioned: bool) -> aiohttp.web.Response | None:
         """An injected fault's answer (faults.py), or None to serve the request (perhaps late, or a shorter watch)."""
         if info.verb == "watch" and self.faults.cutWatch > 0:
             asked = float(params.get("timeoutSeconds") or self.faults.cutWatch)
             params["timeoutSeconds"] = str(min(asked, self.faults.cutWatch))
-        fault = self.faults.decide(info.verb, agent)
+        fault = self.faults.decide(info.verb, agent, preconditioned)
         if fault == "slow":
             await asyncio.sleep(self.faults.slowSeconds)
         elif fault == "conflict":

@@ -1,6 +1,6 @@
 """Injected API faults, off by default: a share of writes answered 409 Conflict, of requests answered 500 or
 429 (with Retry-After), slowed down, and watch streams ended early, so the operator's handling of a flaky
-API server is exercised. Deterministic for a seed. The test's and the simulators' own requests
+API server is exercised; a conflict only where a real server could answer one. Deterministic for a seed. The test's and the simulators' own requests
 (kubectl, `ssvm-devcluster-simulator/...`) are spared: the faults are for the controller under test.
 
   SSVM_DEVCLUSTER_FAULTS="conflict=0.05,error=0.02,throttle=0.02,slow=0.1,slowSeconds=0.2,cutWatch=30,seed=1"
@@ -14,14 +14,16 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 
 ENV = "SSVM_DEVCLUSTER_FAULTS"
-WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# A real server answers 409 only where a write can conflict: a create (the name exists), an update (PUT with a
+# resourceVersion), a patch that carries a resourceVersion; never a plain merge patch.
+CONFLICT_VERBS = frozenset({"create", "update"})
 SPARED_AGENTS = ("kubectl/", "ssvm-devcluster-simulator/")
 _SHARES = ("conflict", "error", "throttle", "slow")
 
 
 @dataclass
 class FaultPlan:
-    conflict: float = 0.0       # share of writes answered 409 Conflict, before anything is changed
+    conflict: float = 0.0       # share of conflict-prone writes answered 409 Conflict, before anything is changed
     error: float = 0.0          # share of requests answered 500
     throttle: float = 0.0       # share of requests answered 429 Too Many Requests, Retry-After: 1
     slow: float = 0.0           # share of requests delayed by slowSeconds
@@ -61,14 +63,15 @@ class FaultPlan:
     def from_env(cls) -> "FaultPlan":
         return cls.parse(os.environ.get(ENV, ""))
 
-    def decide(self, verb: str, user_agent: str) -> str | None:
-        """The fault for this request: "conflict", "error", "throttle", "slow", or None."""
+    def decide(self, verb: str, user_agent: str, preconditioned: bool = False) -> str | None:
+        """The fault for this request: "conflict", "error", "throttle", "slow", or None. `preconditioned`: a patch
+        that carries a resourceVersion (it may conflict, as on a real server)."""
         if not self.active or user_agent.startswith(SPARED_AGENTS) or verb == "watch":
             return None
         roll = self._random.random()
         for name in _SHARES:
             share = getattr(self, name)
-            if name == "conflict" and verb not in WRITE_VERBS:
+            if name == "conflict" and verb not in CONFLICT_VERBS and not (verb == "patch" and preconditioned):
                 continue
             if roll < share:
                 self.counts[name] += 1

@@ -34,15 +34,19 @@ def _codes(calls) -> list[int]:
     return out
 
 
-def test_conflicts_hit_writes_only_and_spare_kubectl(tmp_path):
+def test_conflicts_hit_only_writes_a_real_server_could_refuse_and_spare_kubectl(tmp_path):
     with DevCluster(kubeconfig=tmp_path / "kc", simulators=[], faults=FaultPlan(conflict=0.5, seed=7)) as cluster:
         core = _core(cluster)
         kubectl_run(cluster.kubeconfig_path, "create", "configmap", "c1", "--from-literal=a=b")   # kubectl: never a fault
-        writes = _codes([lambda i=i: core.patch_namespaced_config_map("c1", "default", {"data": {"a": str(i)}}) for i in range(40)])
-        reads = _codes([lambda: core.read_namespaced_config_map("c1", "default") for _ in range(40)])
-        assert 5 < writes.count(409) < 35 and set(writes) == {200, 409}
+        guarded = _codes([lambda i=i: core.patch_namespaced_config_map("c1", "default", {
+            "metadata": {"resourceVersion": core.read_namespaced_config_map("c1", "default").metadata.resource_version},
+            "data": {"a": str(i)}}) for i in range(40)])
+        plain = _codes([lambda i=i: core.patch_namespaced_config_map("c1", "default", {"data": {"b": str(i)}}) for i in range(20)])
+        reads = _codes([lambda: core.read_namespaced_config_map("c1", "default") for _ in range(20)])
+        assert 5 < guarded.count(409) < 35 and set(guarded) == {200, 409}
+        assert set(plain) == {200}, "a merge patch without a resourceVersion never conflicts on a real server"
         assert set(reads) == {200}, "a conflict is a write's fault"
-        assert cluster.faults.counts["conflict"] == writes.count(409)
+        assert cluster.faults.counts["conflict"] == guarded.count(409)
 
 
 def test_errors_and_throttling_with_retry_after(tmp_path):
@@ -62,7 +66,7 @@ def test_errors_and_throttling_with_retry_after(tmp_path):
 
 def test_the_same_seed_gives_the_same_faults():
     a, b = FaultPlan(conflict=0.2, error=0.1, seed=5), FaultPlan(conflict=0.2, error=0.1, seed=5)
-    decisions = [(a.decide("patch", "x"), b.decide("patch", "x")) for _ in range(200)]
+    decisions = [(a.decide("update", "x"), b.decide("update", "x")) for _ in range(200)]
     assert all(x == y for x, y in decisions) and {x for x, _ in decisions} == {None, "conflict", "error"}
     assert FaultPlan().decide("patch", "x") is None, "off by default"
 
