@@ -1,16 +1,20 @@
-"""Reconciler latency and API cost on either control plane, with the in-memory VM backend.
+"""Reaction and API cost on either control plane, with the in-memory VM backend.
 
 Per run: a new Zone, then an ImageStore for it; measured from the store's creation to (1) the SSVM
-object existing and (2) its VM existing in the backend. Also: API requests the operator made per SSVM
+object existing, (2) its VM existing in the backend, (3) the SSVM Running and Ready. Beside it, in the
+same run and on the same control plane, the floor: a bare kopf handler that creates one ConfigMap when
+another is created, measured the same way. `--existing 0 1000` repeats it all with that many converged
+zones already there (reaction must not grow with them). Also: API requests the operator made per SSVM
 created: from the dev cluster's request log (the bench's own requests carry their own user agent and
 are left out), or on the real control plane from kube-apiserver's audit log (the operator's own
 identity, the chart's ServiceAccount). Prints a JSON document, then a table.
 
-  .venv/bin/python bench/reconcile_bench.py [--runs 50] [--control-plane dev|real]
+  .venv/bin/python bench/reconcile_bench.py [--runs 100] [--existing 0 1000] [--control-plane dev|real]
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -18,11 +22,15 @@ import pathlib
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import kopf  # noqa: E402
+from kubernetes import client as k8s  # noqa: E402
 
 from ssvm_operator import constants as c  # noqa: E402
 from ssvm_operator.backends.memory import MemoryBackend  # noqa: E402
@@ -64,20 +72,86 @@ def control_plane(kind: str, tmp: pathlib.Path) -> Iterator[tuple[Api, Callable[
         yield Api(cp.kubeconfig_path, namespace), cp.requests, lambda e: e["user"] == OPERATOR_USER
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--control-plane", choices=("dev", "real"), default="dev",
-                        help="the embedded dev cluster, or kube-apiserver built by hack/build-control-plane.sh")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, control_plane(args.control_plane, pathlib.Path(tmp)) as (api, requests, operators):
+class Floor:
+    """A bare kopf operator in its own thread: a ConfigMap labelled `in` makes it create `<name>-out`."""
+
+    LABEL = "ssvm-bench-floor"
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.registry = kopf.OperatorRegistry()
+        self.stop_flag, self.ready_flag = threading.Event(), threading.Event()
+        kopf.on.create("", "v1", "configmaps", id="floor-create-out", labels={self.LABEL: "in"},
+                       registry=self.registry)(self._create_out)
+        self.thread = threading.Thread(target=self._main, name="floor", daemon=True)
+
+    async def _create_out(self, name: str, namespace: str, **_: object) -> None:
+        body = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=f"{name}-out", labels={self.LABEL: "out"}))
+        await asyncio.to_thread(self.api.core.create_namespaced_config_map, namespace, body)
+
+    def _main(self) -> None:
+        asyncio.run(kopf.operator(registry=self.registry, namespaces=[self.api.ns], standalone=True,
+                                  stop_flag=self.stop_flag, ready_flag=self.ready_flag))
+
+    def __enter__(self) -> "Floor":
+        self.thread.start()
+        assert self.ready_flag.wait(30), "the floor operator did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_flag.set()
+        self.thread.join(30)
+
+    def once(self, run: int) -> float:
+        name = f"floor-{run}"
+        start = time.perf_counter()
+        self.api.core.create_namespaced_config_map(self.api.ns, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(
+            name=name, labels={self.LABEL: "in"})))
+        wait_for("the floor's object", lambda: _exists(self.api, f"{name}-out"), interval=0.002)
+        return time.perf_counter() - start
+
+
+def _exists(api: Api, name: str) -> bool:
+    try:
+        api.core.read_namespaced_config_map(name, api.ns)
+        return True
+    except k8s.ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+
+
+def _ready(body: dict | None) -> bool:
+    status = (body or {}).get("status") or {}
+    return status.get("state") == "Running" and any(
+        x["type"] == "Ready" and x["status"] == "True" for x in status.get("conditions") or [])
+
+
+def converge_existing(api: Api, memory: MemoryBackend, n: int) -> float:
+    """`n` zones with one store each, converged before the runs; returns the seconds it took."""
+    start = time.perf_counter()
+    for i in range(n):
+        api.zone(f"e{i}")
+        api.store(f"e{i}-s1", f"e{i}")
+    wait_for(f"{n} existing SSVMs running", lambda: sum(1 for s in api.list(c.SSVM_PLURAL) if _ready(s)) >= n,
+             timeout=max(120.0, n * 0.5), interval=1.0)
+    return time.perf_counter() - start
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {"p50": percentile(values, 50), "p99": percentile(values, 99), "max": max(values)}
+
+
+def measure(kind: str, runs: int, existing: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp, control_plane(kind, pathlib.Path(tmp)) as (api, requests, operators):
         memory = MemoryBackend(step_seconds=0.05)
-        to_object: list[float] = []
-        to_vm: list[float] = []
+        marks: dict[str, list[float]] = {"object": [], "vm": [], "ready": [], "floor": []}
         per_ssvm: list[int] = []
         verbs: Counter[str] = Counter()
-        with OperatorThread(api.ns, memory, scan_interval=30.0):
-            for run in range(args.runs):
+        with OperatorThread(api.ns, memory, scan_interval=30.0), Floor(api) as floor:
+            existing_seconds = converge_existing(api, memory, existing) if existing else 0.0
+            for run in range(runs):
+                marks["floor"].append(floor.once(run))
                 zone, ssvm = f"z{run}", f"z{run}-ssvm-1"
                 api.zone(zone)
                 time.sleep(0.3)   # let the zone settle (its own status writes are not the store's cost)
@@ -85,31 +159,47 @@ def main() -> int:
                 start = time.perf_counter()
                 api.store(f"s{run}", zone)
                 wait_for("the SSVM object", lambda: api.get(c.SSVM_PLURAL, ssvm), interval=0.002)
-                to_object.append(time.perf_counter() - start)
+                marks["object"].append(time.perf_counter() - start)
                 wait_for("its VM", lambda: (api.ns, ssvm) in memory.vms, interval=0.002)
-                to_vm.append(time.perf_counter() - start)
-                wait_for("running", lambda: (api.get(c.SSVM_PLURAL, ssvm).get("status") or {}).get("state") == "Running",
-                         interval=0.01)
+                marks["vm"].append(time.perf_counter() - start)
+                wait_for("Running and Ready", lambda: _ready(api.get(c.SSVM_PLURAL, ssvm)), interval=0.005)
+                marks["ready"].append(time.perf_counter() - start)
                 time.sleep(0.5)   # the zone's and SSVM's follow-up writes belong to this SSVM's cost
                 mine = [e for e in requests(since) if operators(e) and e["verb"] != "watch"]
                 per_ssvm.append(len(mine))
                 verbs.update(f"{e['verb']} {e['resource']}{'/' + e['subresource'] if e['subresource'] else ''}" for e in mine)
-    result = {
-        "control_plane": args.control_plane,
-        "runs": args.runs,
-        "store_to_ssvm_object_seconds": {"p50": percentile(to_object, 50), "p99": percentile(to_object, 99), "max": max(to_object)},
-        "store_to_vm_seconds": {"p50": percentile(to_vm, 50), "p99": percentile(to_vm, 99), "max": max(to_vm)},
+    floor_p99 = percentile(marks["floor"], 99)
+    return {
+        "control_plane": kind, "runs": runs, "existing_zones": existing, "existing_converged_seconds": round(existing_seconds, 1),
+        "floor_seconds": stats(marks["floor"]),
+        "store_to_ssvm_object_seconds": stats(marks["object"]),
+        "store_to_vm_seconds": stats(marks["vm"]),
+        "store_to_ready_seconds": stats(marks["ready"]),
+        "ready_p99_over_floor_p99": round(percentile(marks["ready"], 99) / floor_p99, 1),
+        "object_p99_over_floor_p99": round(percentile(marks["object"], 99) / floor_p99, 1),
         "api_requests_per_ssvm": {"mean": statistics.mean(per_ssvm), "min": min(per_ssvm), "max": max(per_ssvm)},
-        "requests_by_kind_per_ssvm": {k: round(v / args.runs, 2) for k, v in verbs.most_common()},
+        "requests_by_kind_per_ssvm": {k: round(v / runs, 2) for k, v in verbs.most_common()},
     }
-    print(json.dumps(result, indent=2))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--existing", type=int, nargs="+", default=[0], help="converged zones present before the runs")
+    parser.add_argument("--control-plane", choices=("dev", "real"), default="dev",
+                        help="the embedded dev cluster, or kube-apiserver built by hack/build-control-plane.sh")
+    args = parser.parse_args()
+    results = [measure(args.control_plane, args.runs, n) for n in args.existing]
+    print(json.dumps(results, indent=2))
     print()
-    print(f"{'measure':<34}{'p50':>10}{'p99':>10}{'max':>10}")
-    for label, key in (("store -> SSVM object (s)", "store_to_ssvm_object_seconds"), ("store -> VM (s)", "store_to_vm_seconds")):
-        r = result[key]
-        print(f"{label:<34}{r['p50']:>10.3f}{r['p99']:>10.3f}{r['max']:>10.3f}")
-    r = result["api_requests_per_ssvm"]
-    print(f"{'API requests per SSVM (mean/min/max)':<34}{r['mean']:>10.1f}{r['min']:>10}{r['max']:>10}")
+    print(f"{'existing':>9} {'measure':<26}{'p50 s':>9}{'p99 s':>9}{'max s':>9}")
+    for r in results:
+        for label, key in (("floor (bare kopf)", "floor_seconds"), ("store -> SSVM object", "store_to_ssvm_object_seconds"),
+                           ("store -> VM", "store_to_vm_seconds"), ("store -> Running, Ready", "store_to_ready_seconds")):
+            m = r[key]
+            print(f"{r['existing_zones']:>9} {label:<26}{m['p50']:>9.3f}{m['p99']:>9.3f}{m['max']:>9.3f}")
+        print(f"{r['existing_zones']:>9} p99 / floor p99: object {r['object_p99_over_floor_p99']}x, Ready {r['ready_p99_over_floor_p99']}x;"
+              f" {r['api_requests_per_ssvm']['mean']:.1f} API requests per SSVM")
     return 0
 
 

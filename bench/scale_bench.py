@@ -1,10 +1,12 @@
 """Scale: N zones with S image stores each, created at once on the dev cluster, the operator as its own
-process (`ssvm-operator run`, the in-memory VM backend): time until every SSVM object exists, every VM
-exists, every zone is Ready; the operator's peak RSS and CPU seconds beside the dev cluster's (this
-process); the operator's API requests and writes per SSVM by verb and resource (the dev cluster's request
-log). Several N in one run print the growth: time and requests per SSVM against N. JSON, then a table.
+process (`ssvm-operator run`): time until every SSVM object exists, every VM exists, every zone is Ready;
+the operator's peak RSS and CPU seconds beside the dev cluster's (this process, simulators included);
+the operator's API requests and writes per SSVM by verb and resource (the dev cluster's request log).
+`--guests none` runs the in-memory VM backend (no guests: the control loop alone); `--guests sim` runs
+the KubeVirt simulator and simulated guests (real SSH, the real agent), and counts SSH sessions per SSVM.
+Several N in one run print the growth: time and requests per SSVM against N. JSON, then a table.
 
-  .venv/bin/python bench/scale_bench.py [--zones 100 300] [--stores 1] [--timeout 900]
+  .venv/bin/python bench/scale_bench.py [--zones 100 300] [--stores 1] [--guests none|sim] [--timeout 900]
 """
 from __future__ import annotations
 
@@ -24,11 +26,16 @@ sys.path.insert(0, str(ROOT))
 
 from ssvm_operator import constants as c  # noqa: E402
 from ssvm_devcluster import DevCluster  # noqa: E402
+from ssvm_devcluster.sim_guests import GuestSimConfig, GuestSimulator  # noqa: E402
+from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator  # noqa: E402
+from ssvm_operator.agent import cli as agent_cli  # noqa: E402
+from tests.clusters import install_crds  # noqa: E402
 from tests.conftest import kubectl_run  # noqa: E402
 from tests.integration.harness import Api  # noqa: E402
 from tests.processes import start_with_kubeconfig, stop_process  # noqa: E402
 
 BENCH_AGENT = "ssvm-scale-bench"
+NOT_THE_OPERATOR = (BENCH_AGENT, "kubectl/", "ssvm-devcluster-simulator/")
 NS = "scale"
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 
@@ -49,63 +56,90 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_once(zones: int, stores: int, timeout: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp, \
-            DevCluster(kubeconfig=pathlib.Path(tmp) / "kubeconfig", simulators=[]) as cluster:
-        kubectl_run(cluster.kubeconfig_path, "apply", "-f", str(ROOT / "crds"))
-        kubectl_run(cluster.kubeconfig_path, "create", "namespace", NS)
-        api = Api(str(cluster.kubeconfig_path), NS)
-        api.client.user_agent = BENCH_AGENT
-        log = pathlib.Path(tmp) / "operator.log"
-        proc = start_with_kubeconfig([sys.executable, "-m", "ssvm_operator.cli", "run", "-n", NS, "--liveness", "none",
-                                      "--metrics-port", "0", "--scan-interval", "30", "--log-level", "WARNING",
-                                      "--backend-override", f"memory:{tmp}/vms.json"], cluster.kubeconfig_path, log)
-        try:
-            since = max((e["seq"] for e in cluster.requests()), default=0)
-            cpu_dev0 = _self_cpu()
-            started = time.monotonic()
-            for z in range(zones):
-                api.zone(f"z{z}")
-                for s in range(stores):
-                    api.store(f"z{z}-s{s}", f"z{z}")
-            created = time.monotonic() - started
-            want = zones * stores
-            marks: dict[str, float] = {}
-            vms_path = pathlib.Path(tmp) / "vms.json"
-            while len(marks) < 3:
-                now = time.monotonic() - started
-                if now > timeout:
-                    raise RuntimeError(f"not converged in {timeout:g} s: {marks}; log tail:\n{log.read_text()[-2000:]}")
-                if "ssvmObjects" not in marks and len(api.list(c.SSVM_PLURAL)) >= want:
-                    marks["ssvmObjects"] = now
-                if "ssvmObjects" in marks and "vms" not in marks and vms_path.exists():
-                    try:
-                        if len(json.loads(vms_path.read_text())) >= want:
-                            marks["vms"] = now
-                    except ValueError:
-                        pass   # the operator is replacing the file this very moment
-                if "vms" in marks:
-                    ready = sum(1 for z in api.list(c.ZONE_PLURAL) if any(
-                        x["type"] == "Ready" and x["status"] == "True" for x in (z.get("status") or {}).get("conditions") or []))
-                    if ready == zones:
-                        marks["zonesReady"] = now
-                time.sleep(0.5)
-            rss, cpu_op = _proc_stats(proc.pid)
-            cpu_dev = _self_cpu() - cpu_dev0
-            entries = [e for e in cluster.requests(since=since) if e["userAgent"] != BENCH_AGENT
-                       and not e["userAgent"].startswith("kubectl/")]
-        finally:
-            stop_process(proc, grace=30)
+def count_sessions() -> Counter:
+    """SSH sessions the simulated guests answer, by action (the agent runs in this process)."""
+    sessions: Counter = Counter()
+    for action, handler in list(agent_cli.ACTIONS.items()):
+        def counting(ctx, payload, handler=handler, action=action):
+            sessions[action] += 1
+            return handler(ctx, payload)
+        agent_cli.ACTIONS[action] = counting
+    return sessions
+
+
+def _vm_count(api: Api, guests: str, vms_path: pathlib.Path) -> int:
+    if guests == "sim":
+        return len(api.custom.list_namespaced_custom_object("kubevirt.io", "v1", NS, "virtualmachines")["items"])
+    try:
+        return len(json.loads(vms_path.read_text())) if vms_path.exists() else 0
+    except ValueError:
+        return 0   # the operator is replacing the file this very moment
+
+
+def run_once(zones: int, stores: int, guests: str, timeout: float, sessions: Counter) -> dict[str, Any]:
+    sessions.clear()
+    with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
+        sims = [] if guests == "none" else [
+            KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2)), GuestSimulator(GuestSimConfig(state_root=f"{tmp}/guests", copy_port=0))]
+        override = ["--backend-override", f"memory:{tmp}/vms.json"] if guests == "none" else []
+        with DevCluster(kubeconfig=pathlib.Path(tmp) / "kubeconfig", simulators=sims) as cluster:
+            return _measure(cluster, pathlib.Path(tmp), zones, stores, guests, override, timeout, sessions)
+
+
+def _measure(cluster: DevCluster, tmp: pathlib.Path, zones: int, stores: int, guests: str, override: list[str], timeout: float,
+             sessions: Counter) -> dict[str, Any]:
+    install_crds(cluster.kubeconfig_path, kubevirt=guests == "sim")
+    kubectl_run(cluster.kubeconfig_path, "create", "namespace", NS)
+    api = Api(str(cluster.kubeconfig_path), NS)
+    api.client.user_agent = BENCH_AGENT
+    log = tmp / "operator.log"
+    proc = start_with_kubeconfig([sys.executable, "-m", "ssvm_operator.cli", "run", "-n", NS, "--liveness", "none",
+                                  "--metrics-port", "0", "--scan-interval", "30", "--log-level", "WARNING", *override],
+                                 cluster.kubeconfig_path, log)
+    try:
+        since = max((e["seq"] for e in cluster.requests()), default=0)
+        cpu_dev0 = _self_cpu()
+        started = time.monotonic()
+        for z in range(zones):
+            api.zone(f"z{z}")
+            for s in range(stores):
+                api.store(f"z{z}-s{s}", f"z{z}")
+        created = time.monotonic() - started
+        want = zones * stores
+        marks: dict[str, float] = {}
+        vms_path = tmp / "vms.json"
+        while len(marks) < 3:
+            now = time.monotonic() - started
+            if now > timeout:
+                raise RuntimeError(f"not converged in {timeout:g} s: {marks}; log tail:\n{log.read_text()[-2000:]}")
+            if "ssvmObjects" not in marks and len(api.list(c.SSVM_PLURAL)) >= want:
+                marks["ssvmObjects"] = now
+            if "ssvmObjects" in marks and "vms" not in marks and _vm_count(api, guests, vms_path) >= want:
+                marks["vms"] = now
+            if "vms" in marks:
+                ready = sum(1 for z in api.list(c.ZONE_PLURAL) if any(
+                    x["type"] == "Ready" and x["status"] == "True" for x in (z.get("status") or {}).get("conditions") or []))
+                if ready == zones:
+                    marks["zonesReady"] = now
+            time.sleep(0.5)
+        rss, cpu_op = _proc_stats(proc.pid)
+        cpu_dev = _self_cpu() - cpu_dev0
+        entries = [e for e in cluster.requests(since=since) if not e["userAgent"].startswith(NOT_THE_OPERATOR)]
+        ssh = dict(sessions)
+    finally:
+        stop_process(proc, grace=30)
     ssvms = want
     by_verb = Counter(f"{e['verb']} {e['resource']}{'/' + e['subresource'] if e['subresource'] else ''}" for e in entries)
     writes = sum(n for k, n in by_verb.items() if k.split()[0] in WRITES)
     return {
-        "zones": zones, "storesPerZone": stores, "ssvms": ssvms, "createSeconds": round(created, 2),
+        "zones": zones, "storesPerZone": stores, "guests": guests, "ssvms": ssvms, "createSeconds": round(created, 2),
         "secondsTo": {k: round(v, 2) for k, v in marks.items()},
         "operator": {"peakRssMiB": round(rss, 1), "cpuSeconds": round(cpu_op, 1)},
         "devClusterCpuSeconds": round(cpu_dev, 1),
         "requestsPerSSVM": round(len(entries) / ssvms, 1), "writesPerSSVM": round(writes / ssvms, 1),
         "byVerb": {k: round(n / ssvms, 2) for k, n in by_verb.most_common()},
+        "sshSessionsPerSSVM": round(sum(ssh.values()) / ssvms, 1),
+        "sshByAction": {k: round(n / ssvms, 2) for k, n in sorted(ssh.items())},
     }
 
 
@@ -113,17 +147,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zones", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--stores", type=int, default=1)
+    parser.add_argument("--guests", choices=("none", "sim"), default="none",
+                        help="none: the in-memory VM backend; sim: the KubeVirt simulator and simulated guests")
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
-    results = [run_once(n, args.stores, args.timeout) for n in args.zones]
+    sessions = count_sessions()
+    results = [run_once(n, args.stores, args.guests, args.timeout, sessions) for n in args.zones]
     print(json.dumps(results, indent=2))
     print()
     print(f"{'zones':>6} {'SSVMs':>6} {'objects s':>10} {'VMs s':>7} {'Ready s':>8} {'s/SSVM':>7} {'req/SSVM':>9} "
-          f"{'writes/SSVM':>12} {'op RSS MiB':>11} {'op CPU s':>9} {'dev CPU s':>10}")
+          f"{'writes/SSVM':>12} {'SSH/SSVM':>9} {'op RSS MiB':>11} {'op CPU s':>9} {'dev CPU s':>10}")
     for r in results:
         t = r["secondsTo"]
         print(f"{r['zones']:>6} {r['ssvms']:>6} {t['ssvmObjects']:>10} {t['vms']:>7} {t['zonesReady']:>8} "
-              f"{t['zonesReady'] / r['ssvms']:>7.3f} {r['requestsPerSSVM']:>9} {r['writesPerSSVM']:>12} "
+              f"{t['zonesReady'] / r['ssvms']:>7.3f} {r['requestsPerSSVM']:>9} {r['writesPerSSVM']:>12} {r['sshSessionsPerSSVM']:>9} "
               f"{r['operator']['peakRssMiB']:>11} {r['operator']['cpuSeconds']:>9} {r['devClusterCpuSeconds']:>10}")
     print()
     print("most requests per SSVM (last run):", ", ".join(f"{k} {v}" for k, v in list(results[-1]["byVerb"].items())[:8]))

@@ -25,7 +25,7 @@ _NFS = ("ExportNotFound", "PermissionDenied", "StoreNotWritable", "NoNFSClientSu
 TERMINAL_REASONS: dict[str, tuple[str, ...]] = {
     # SSVMsFailing: the zone's SSVMs report failures (each one's own reason decides its health)
     "Zone": (*_TEMPLATE, "NoExternalHosts", "NoWritableImageStore", "KubeVirtNotInstalled", "CDINotInstalled", "SSVMsFailing"),
-    "ImageStore": ("ZoneNotFound", *_NFS),
+    "ImageStore": ("ZoneNotFound", "DuplicateURL", *_NFS),
     "SecondaryStorageVM": ("ZoneNotFound", *_TEMPLATE, *_VM, *_GUEST),
 }
 

@@ -59,7 +59,7 @@ class ImageStoreStatus(ObjectStatus):
 class ImageStore(ApiModel):
     KIND: ClassVar[str] = "ImageStore"
     # Every condition an ImageStore carries, and the one controller that writes it (docs/architecture.md).
-    CONDITIONS: ClassVar[dict[str, str]] = {"ZoneFound": "zone", "Mounted": "guest", "Ready": "guest"}
+    CONDITIONS: ClassVar[dict[str, str]] = {"ZoneFound": "zone", "URLUnique": "zone", "Mounted": "guest", "Ready": "guest"}
 
     spec: ImageStoreSpec
     status: ImageStoreStatus | None = None

@@ -12,7 +12,19 @@ from ssvm_operator.controllers import ids
 from ssvm_operator.settings import OperatorConfig
 
 
+class QuietWakes(logging.Filter):
+    """Drops kopf's `Handler 'ssvm-wake' succeeded.`: one INFO line per watch event per wake handler, for nothing."""
+
+    LINES = frozenset(f"Handler {h!r} succeeded." for h in ids.WAKE_HANDLERS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.LINES
+
+
 def configure(settings: kopf.OperatorSettings, config: OperatorConfig, **_: Any) -> None:
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietWakes) for f in objects.filters):
+        objects.addFilter(QuietWakes())
     # Progress and diff-base in annotations: our CRD schemas are strict, so `status.kopf` would be pruned.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")

@@ -6,6 +6,7 @@ local hs = {}
 -- Reasons after which the operator does not get to Ready by retrying alone.
 local terminal = {
   ZoneNotFound = true,
+  DuplicateURL = true,
   ExportNotFound = true,
   PermissionDenied = true,
   StoreNotWritable = true,

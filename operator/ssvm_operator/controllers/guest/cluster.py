@@ -10,6 +10,7 @@ from ssvm_operator import constants as c
 from ssvm_operator.controllers import ids
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.events import EventSpec, object_ref, ref_of
+from ssvm_operator.model.store_urls import duplicate_store_urls
 
 MESH_KEY = "all"
 
@@ -37,7 +38,10 @@ class KubeCluster:
         return next(iter(self._index(ids.ZONES_INDEX, (namespace, name))), None)
 
     def stores(self, namespace: str, zone: str) -> list[Mapping[str, Any]]:
-        return sorted(self._index(ids.STORES_INDEX, (namespace, zone)), key=lambda s: s["metadata"]["name"])
+        """The zone's stores the guests mount: a second store naming an export already in use is left out."""
+        stores = self._index(ids.STORES_INDEX, (namespace, zone))
+        duplicates = duplicate_store_urls(stores)
+        return sorted((s for s in stores if s["metadata"]["name"] not in duplicates), key=lambda s: s["metadata"]["name"])
 
     def ssvm_names(self, namespace: str, zone: str) -> set[str] | None:
         if ids.SSVMS_INDEX not in self.indexes:

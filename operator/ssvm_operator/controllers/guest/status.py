@@ -9,6 +9,7 @@ from typing import Any
 
 from ssvm_operator.api.ssvm import GUEST_CONDITIONS
 from ssvm_operator.model.conditions import find_condition, set_condition, utcnow
+from ssvm_operator.model.store_urls import URL_UNIQUE
 
 MESSAGE_MAX = 4000
 
@@ -192,9 +193,11 @@ def store_status_patch(status: Mapping[str, Any] | None, mounts: list[dict[str, 
     else:
         cond = ("Unknown", "NoRunningSSVM", "No running SSVM of the zone has set this store up yet; the zone's Ready says why.")
     conds = set_condition(conds, "Mounted", *cond, generation)
-    zone_found = find_condition(conds, "ZoneFound")
+    zone_found, unique = find_condition(conds, "ZoneFound"), find_condition(conds, URL_UNIQUE)
     if zone_found is not None and zone_found.get("status") == "False":
         ready = ("False", zone_found.get("reason") or "ZoneNotFound", zone_found.get("message") or "")
+    elif unique is not None and unique.get("status") == "False":
+        ready = ("False", unique.get("reason") or "DuplicateURL", unique.get("message") or "")
     elif cond[0] == "True":
         ready = ("True", "Ready", "The store is mounted by the zone's SSVMs.")
     else:

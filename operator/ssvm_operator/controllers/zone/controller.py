@@ -17,7 +17,7 @@ from ssvm_operator import constants as c
 from ssvm_operator import metrics
 from ssvm_operator.backends.registry import BackendRegistry
 from ssvm_operator.controllers import ids
-from ssvm_operator.controllers.zone.readiness import zone_found_patch
+from ssvm_operator.controllers.zone.readiness import store_conditions_patch
 from ssvm_operator.controllers.zone.reconcile import ZoneReconciler
 from ssvm_operator.kube.client import ApiError
 from ssvm_operator.kube import events as ev
@@ -25,6 +25,7 @@ from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.events import object_ref
 from ssvm_operator.kube.wakeups import MAX_BACKOFF, backoff_delay
 from ssvm_operator.model.conditions import find_condition
+from ssvm_operator.model.views import CondSpec
 from ssvm_operator.settings import OperatorConfig
 
 KIND = c.ZONE_KIND
@@ -40,7 +41,8 @@ def index_zone(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tup
 def index_store(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     meta, spec = body.get("metadata", {}), body.get("spec") or {}
     return {(namespace, spec.get("zoneRef", "")): {
-        "metadata": {k: meta.get(k) for k in ("name", "namespace", "generation", "resourceVersion", "deletionTimestamp")},
+        "metadata": {k: meta.get(k) for k in ("name", "namespace", "generation", "resourceVersion", "creationTimestamp",
+                                                 "deletionTimestamp")},
         "spec": copy.deepcopy(dict(spec)),
         "status": {"conditions": copy.deepcopy(list((body.get("status") or {}).get("conditions") or []))},
     }}
@@ -88,8 +90,8 @@ class ZoneController:
         if found and found.get("reason") == "ZoneNotFound":
             return
         try:
-            await self.kube.status.write(c.IMAGESTORE_PLURAL, dict(body), lambda st, b: zone_found_patch(
-                st, b, "False", "ZoneNotFound", f"No Zone {zone} in namespace {namespace}."))
+            await self.kube.status.write(c.IMAGESTORE_PLURAL, dict(body), lambda st, b: store_conditions_patch(
+                st, b, CondSpec("ZoneFound", "False", "ZoneNotFound", f"No Zone {zone} in namespace {namespace}.")))
         except ApiError:
             pass   # the next event of the store brings this handler again
 
@@ -142,8 +144,8 @@ class ZoneController:
             await asyncio.sleep(1.0)
         for store in stores_by_zone.get((namespace, name), []):
             try:
-                await self.kube.status.write_named(c.IMAGESTORE_PLURAL, namespace, store["metadata"]["name"], lambda st, b: zone_found_patch(
-                    st, b, "False", "ZoneNotFound", f"Zone {name} was deleted; no Zone {name} in namespace {namespace}."))
+                await self.kube.status.write_named(c.IMAGESTORE_PLURAL, namespace, store["metadata"]["name"], lambda st, b: store_conditions_patch(
+                    st, b, CondSpec("ZoneFound", "False", "ZoneNotFound", f"Zone {name} was deleted; no Zone {name} in namespace {namespace}.")))
             except ApiError as e:
                 logger.info("zone %s: marking store %s ZoneNotFound failed: %s", name, store["metadata"]["name"], e.reason)
         self.kube.wakeups.forget((KIND, namespace, name))

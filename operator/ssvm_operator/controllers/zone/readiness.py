@@ -125,8 +125,10 @@ def zone_status_patch(status: Mapping[str, Any] | None, zone: ZoneView, readines
     return patch
 
 
-def zone_found_patch(status: Mapping[str, Any], body: Mapping[str, Any], value: str, reason: str, message: str) -> dict[str, Any]:
-    """An ImageStore's status patch setting ZoneFound (empty when it already says so)."""
-    conds = list(status.get("conditions") or [])
-    new = set_condition(conds, "ZoneFound", value, reason, message, body["metadata"].get("generation"))
-    return {"conditions": new} if new != conds else {}
+def store_conditions_patch(status: Mapping[str, Any], body: Mapping[str, Any], *conds: CondSpec) -> dict[str, Any]:
+    """An ImageStore's status patch setting the zone controller's conditions (ZoneFound, URLUnique); empty when they say so already."""
+    current = list(status.get("conditions") or [])
+    new = current
+    for cond in conds:
+        new = set_condition(new, cond.type, cond.status, cond.reason, cond.message, body["metadata"].get("generation"))
+    return {"conditions": new} if new != current else {}

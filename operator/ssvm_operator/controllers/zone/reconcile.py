@@ -18,15 +18,16 @@ from ssvm_operator.backends.base import BackendError
 from ssvm_operator.backends.registry import BackendRegistry
 from ssvm_operator.controllers.zone.capacity import CapacityPlan, plan_zone_capacity
 from ssvm_operator.controllers.zone.objects import zone_ssvm_object
-from ssvm_operator.controllers.zone.readiness import evaluate_zone_readiness, zone_found_patch, zone_ready_condition, zone_status_patch
+from ssvm_operator.controllers.zone.readiness import evaluate_zone_readiness, store_conditions_patch, zone_ready_condition, zone_status_patch
 from ssvm_operator.controllers.zone.rollout import RolloutPlan, plan_rollout
 from ssvm_operator.kube import events as ev
 from ssvm_operator.kube.client import ApiError
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.events import object_ref
 from ssvm_operator.model.spec_hash import material_hash
+from ssvm_operator.model.store_urls import duplicate_store_urls, url_unique_condition
 from ssvm_operator.model.conditions import find_condition
-from ssvm_operator.model.views import (POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION, SSVMView, StoreView, ZoneView,
+from ssvm_operator.model.views import (POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION, CondSpec, SSVMView, StoreView, ZoneView,
                                        is_zone_failure)
 
 KIND = c.ZONE_KIND
@@ -56,7 +57,8 @@ class ZoneReconciler:
         key = (view.namespace, view.name)
         spec = zone.get("spec") or {}
         ssvms = self._known_ssvms(view, indexed)
-        store_views = [StoreView.from_body(s) for s in stores]
+        duplicates = duplicate_store_urls(stores)   # not counted, not mounted: URLUnique says why
+        store_views = [StoreView.from_body(s) for s in stores if s["metadata"]["name"] not in duplicates]
         ssvm_views = [SSVMView.from_body(s) for s in ssvms]
         answer, error = await self._backend_readiness(view, spec)
         readiness = evaluate_zone_readiness(view, store_views, answer, error)
@@ -71,7 +73,7 @@ class ZoneReconciler:
             self._generations[key] = view.generation
             for s in ssvms:   # the zone's spec changed (enabled, offering...): every SSVM re-plans now
                 self.kube.wakeups.wake((c.SSVM_KIND, view.namespace, s["metadata"]["name"]))
-        await self._mark_stores_found(view, stores)
+        await self._mark_stores(view, stores, duplicates)
         self.failures.seen(key, find_condition((zone.get("status") or {}).get("conditions"), "Ready"))
         written = await self.kube.status.write(c.ZONE_PLURAL, zone, lambda status, _b: zone_status_patch(
             status, view, readiness, plan, ssvm_views, extra=(rollout.condition,)))
@@ -195,14 +197,16 @@ class ZoneReconciler:
         response = await self.kube.client.patch(c.SSVM_PLURAL, ns, name, patch)
         self.kube.unseen.record(c.SSVM_KIND, ns, name, ((known or {}).get("metadata", {}).get("resourceVersion"),), response)
 
-    async def _mark_stores_found(self, zone: ZoneView, stores: list[Mapping[str, Any]]) -> None:
-        message = f"Zone {zone.name} exists."
+    async def _mark_stores(self, zone: ZoneView, stores: list[Mapping[str, Any]], duplicates: Mapping[str, str]) -> None:
+        """The conditions this controller owns on each store: ZoneFound and URLUnique."""
+        found = CondSpec("ZoneFound", "True", "ZoneFound", f"Zone {zone.name} exists.")
         for store in stores:
-            if not zone_found_patch(store.get("status") or {}, store, "True", "ZoneFound", message):
+            conds = (found, url_unique_condition(store["metadata"]["name"], zone.name, duplicates))
+            if not store_conditions_patch(store.get("status") or {}, store, *conds):
                 continue   # the index already shows it: no write
             try:
                 await self.kube.status.write(c.IMAGESTORE_PLURAL, {**store, "metadata": {**store["metadata"], "namespace": zone.namespace}},
-                                             lambda st, b: zone_found_patch(st, b, "True", "ZoneFound", message))
+                                             lambda st, b, conds=conds: store_conditions_patch(st, b, *conds))
             except ApiError:
                 pass   # the store's next event brings another pass
 
