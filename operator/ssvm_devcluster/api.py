@@ -13,7 +13,7 @@ import aiohttp.web
 import multidict
 
 from ssvm_devcluster import errors, openapi, protobuf, requestinfo, selectors, tables, watch
-from ssvm_devcluster.faults import FaultPlan
+from ssvm_devcluster.faults import SPARED_AGENTS, FaultPlan
 from ssvm_devcluster.gc import GarbageCollector
 from ssvm_devcluster.registry import NAMESPACE_KEY, Registry, ResourceType
 from ssvm_devcluster.store import HISTORY_LIMIT, Store
@@ -45,6 +45,7 @@ class Api:
     # --- entry point ---
     async def handle(self, request: aiohttp.web.BaseRequest, body: bytes) -> aiohttp.web.StreamResponse:
         params = dict(request.query)
+        params.pop(watch.CUT_AFTER, None)   # the server's own mark, never a client's
         info = requestinfo.parse(request.method, request.path, params)
         code = 500
         logged_early = info.verb == "watch"  # a watch is logged when it opens: it may stay open for long
@@ -77,9 +78,9 @@ class Api:
     async def _inject(self, info: requestinfo.RequestInfo, agent: str, params: dict[str, str],
                       preconditioned: bool) -> aiohttp.web.Response | None:
         """An injected fault's answer (faults.py), or None to serve the request (perhaps late, or a shorter watch)."""
-        if info.verb == "watch" and self.faults.cutWatch > 0:
-            asked = float(params.get("timeoutSeconds") or self.faults.cutWatch)
-            params["timeoutSeconds"] = str(min(asked, self.faults.cutWatch))
+        if info.verb == "watch" and self.faults.cutWatch > 0 and not agent.startswith(SPARED_AGENTS):
+            params[watch.CUT_AFTER] = str(self.faults.cutWatch)
+            self.faults.counts["cutWatch"] += 1   # counted when armed: a stream asked to end sooner is ended, not cut
         fault = self.faults.decide(info.verb, agent, preconditioned)
         if fault == "slow":
             await asyncio.sleep(self.faults.slowSeconds)

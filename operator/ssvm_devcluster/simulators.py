@@ -128,18 +128,21 @@ class ApiClient:
             query = {**params, "watch": "true", "timeoutSeconds": "30"}
             if rv:
                 query["resourceVersion"] = rv
-            async with self.session.get(self.url + path, params=query, headers=self.headers) as resp:
-                if resp.status != 200:
-                    raise RuntimeError(f"watch {path}: {resp.status} {await resp.text()}")
-                async for line in resp.content:
-                    if stop.is_set():
-                        return
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        rv = ""
-                        break
-                    rv = event["object"]["metadata"].get("resourceVersion", rv)
-                    yield event
+            try:
+                async with self.session.get(self.url + path, params=query, headers=self.headers) as resp:
+                    if resp.status != 200:
+                        raise RuntimeError(f"watch {path}: {resp.status} {await resp.text()}")
+                    async for line in resp.content:
+                        if stop.is_set():
+                            return
+                        event = json.loads(line)
+                        if event.get("type") == "ERROR":
+                            rv = ""
+                            break
+                        rv = event["object"]["metadata"].get("resourceVersion", rv)
+                        yield event
+            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
+                await asyncio.sleep(0.1)   # a stream cut mid-way resumes from the last version seen, as a reflector does
 
 
 async def run_one(sim: Simulator, endpoint: Endpoint, stop: asyncio.Event) -> None:

@@ -44,6 +44,9 @@ def translate(event: Event, match: selectors.Matcher) -> str | None:
     return event.type if now else None
 
 
+CUT_AFTER = "_devclusterCutAfter"   # set by injected faults (api.py), never by a client: the stream is cut, not ended
+
+
 async def serve(request: aiohttp.web.BaseRequest, store: Store, rt: ResourceType, version: str,
                 namespace: str | None, name: str | None, params: dict[str, str], stopping: asyncio.Event,
                 present: Callable[[dict[str, Any], str], dict[str, Any]]) -> aiohttp.web.StreamResponse:
@@ -78,6 +81,7 @@ async def serve(request: aiohttp.web.BaseRequest, store: Store, rt: ResourceType
         return response
 
     watcher, replay = subscribed
+    cut = False
     try:
         if since is None:
             # the current state first, as ADDED events, from the same instant the watcher started
@@ -93,12 +97,14 @@ async def serve(request: aiohttp.web.BaseRequest, store: Store, rt: ResourceType
             if kind:
                 await response.write(_event_line(event, kind, version, present))
         timeout = float(params.get("timeoutSeconds") or random.uniform(1800, 3600))
+        cut_after = float(params.get(CUT_AFTER) or 0)
         bookmarks = params.get("allowWatchBookmarks") == "true"
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + (min(timeout, cut_after) if cut_after else timeout)
         while not stopping.is_set():
             remaining = deadline - loop.time()
             if remaining <= 0:
+                cut = bool(cut_after) and cut_after < timeout
                 break
             try:
                 event = await asyncio.wait_for(watcher.queue.get(), timeout=min(remaining, 30.0))
@@ -117,6 +123,9 @@ async def serve(request: aiohttp.web.BaseRequest, store: Store, rt: ResourceType
         raise
     finally:
         store.unsubscribe(watcher)
+    if cut and request.transport is not None:
+        request.transport.abort()   # no closing chunk: the client sees the connection drop mid-stream
+        return response
     try:
         await response.write_eof()
     except ConnectionResetError:

@@ -2,6 +2,7 @@
 shortened watches; deterministic for a seed; the test's own kubectl and the simulators are spared."""
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -80,12 +81,47 @@ def test_a_bad_spec_is_refused(spec):
     assert proc.returncode == 2 and "faults" in proc.stderr
 
 
-def test_watch_streams_end_early_with_cut_watch(tmp_path):
+def test_watch_streams_are_cut_mid_stream_with_cut_watch(tmp_path):
+    import http.client
     import urllib.request
 
-    with DevCluster(kubeconfig=tmp_path / "kc", simulators=[], faults=FaultPlan(cutWatch=1)) as cluster:
-        request = urllib.request.Request(f"{cluster.url}/api/v1/namespaces/default/configmaps?watch=1",
+    def watch(cluster, query=""):
+        request = urllib.request.Request(f"{cluster.url}/api/v1/namespaces/default/configmaps?watch=1{query}",
                                          headers={"User-Agent": "controller-under-test/1"})
-        # without the cut the server would keep the stream open for 30 to 60 minutes; the read ends with it
-        with urllib.request.urlopen(request, timeout=20) as rsp:
+        return urllib.request.urlopen(request, timeout=20)
+
+    with DevCluster(kubeconfig=tmp_path / "kc", simulators=[], faults=FaultPlan(cutWatch=1)) as cluster:
+        # without the cut the server would keep the stream open for 30 to 60 minutes; the connection drops
+        # without the closing chunk, as when a load balancer or the network cuts it
+        with watch(cluster) as rsp, pytest.raises((http.client.IncompleteRead, ConnectionError)):
+            rsp.read()
+        # a stream asked to end before the cut ends cleanly, as a real server ends it at timeoutSeconds
+        with watch(cluster, "&timeoutSeconds=0.5") as rsp:
             assert rsp.read() == b""
+    with DevCluster(kubeconfig=tmp_path / "kc2", simulators=[]) as cluster:
+        with watch(cluster, "&_devclusterCutAfter=0.1&timeoutSeconds=1") as rsp:
+            assert rsp.read() == b"", "a client cannot set the server's mark"
+
+
+async def test_a_simulators_watch_resumes_after_its_stream_is_cut(tmp_path):
+    from ssvm_devcluster.simulators import ApiClient, Endpoint
+
+    path = "/api/v1/namespaces/default/configmaps"
+    faults = FaultPlan(cutWatch=0.5)
+    with DevCluster(kubeconfig=tmp_path / "kc", simulators=[], faults=faults) as cluster:
+        async with Endpoint.from_kubeconfig(cluster.kubeconfig_path).session() as session:
+            api = ApiClient(cluster.url, session, user_agent="controller-under-test/1")   # not spared: its streams are cut
+            stop, seen = asyncio.Event(), []
+
+            async def consume():
+                async for event in api.watch(path, stop=stop):
+                    seen.append(event["object"]["metadata"]["name"])
+                    if seen[-1] == "after-cuts":
+                        return
+            task = asyncio.create_task(consume())
+            await asyncio.sleep(1.6)   # three cuts
+            code, _ = await api.create(path, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after-cuts"}})
+            assert code == 201
+            await asyncio.wait_for(task, 10)
+            stop.set()
+    assert seen == ["after-cuts"] and faults.counts["cutWatch"] >= 3, (seen, dict(faults.counts))
