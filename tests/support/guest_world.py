@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,16 +42,16 @@ class World:
 
 
 def make_world(cluster: MemoryCluster | None = None, fake: FakeGuestChannel | None = None,
-               secrets: MemorySecretsApi | None = None, **settings: Any) -> World:
+               secrets: MemorySecretsApi | None = None, clock: Callable[[], float] = time.monotonic, **settings: Any) -> World:
     cluster = cluster or MemoryCluster()
     fake = fake or FakeGuestChannel()
     secrets = secrets or MemorySecretsApi()
     mesh = Mesh(cluster.addresses, quiet=settings.pop("quiet", 0.0), max_delay=settings.pop("max_delay", 0.0))
     mesh.observe()
     keys, logins, reach = KeyStore(secrets), Logins(lambda key, timeouts: fake.for_key(key)), Reach()
-    ops = GuestOps(cluster, keys, logins, mesh, reach, GuestSettings(check_copy_server=False, **settings))
+    ops = GuestOps(cluster, keys, logins, mesh, reach, GuestSettings(check_copy_server=False, **settings), clock=clock)
     cluster.listeners.append(lambda ns, name: mesh.observe())
-    return World(cluster, fake, secrets, ops, SSHStartGate(keys, logins, reach))
+    return World(cluster, fake, secrets, ops, SSHStartGate(keys, logins, reach, clock=clock))
 
 
 @pytest.fixture()

@@ -325,6 +325,8 @@ class GuestOps:
         error: tuple[str, str] | None = None
         try:
             result = await self._run(channel, target, "check", payload)
+            meta = body["metadata"]
+            self.reach.confirm((meta["namespace"], meta["name"]), target.address, target.host_key, target.port, self.clock())
             report = dict(result.data)
             if not result.ok and "checks" not in report:
                 error = (result.reason or "CheckFailed", result.message)

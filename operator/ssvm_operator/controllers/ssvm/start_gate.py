@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ssvm_operator import constants as c
@@ -62,6 +62,12 @@ class Reach(dict[tuple[str, str], Reached]):
         super().__init__()
         self.listeners: list[Callable[[str, str], None]] = []
 
+    def confirm(self, key: tuple[str, str], address: str, host_key: str, port: int, at: float) -> None:
+        """A later login to the same address with the same pinned key (a health check) renews the gate's pass."""
+        seen = self.get(key)
+        if seen is not None and (seen.address, seen.host_key, seen.port) == (address, host_key, port) and at > seen.at:
+            self[key] = replace(seen, at=at)
+
     def reached(self, key: tuple[str, str], seen: Reached) -> None:
         before = self.get(key)
         self[key] = seen
@@ -92,8 +98,10 @@ class SSHStartGate:
         except KeyMaterialError as e:
             return GateResult(False, e.reason, e.message, SSH_READY)
         seen = self.reach.get(key)
+        # Health checks renew a pass (Reach.confirm): while they succeed, a running guest is not logged into again.
+        interval = float(((zone.get("spec") or {}).get("secondaryStorage") or {}).get("health", {}).get("intervalSeconds", 60))
         if (seen and seen.instance_id == observed.instance_id and seen.address == address and seen.host_key == host.public
-                and seen.port == port and self.clock() - seen.at < self.ttl):
+                and seen.port == port and self.clock() - seen.at < max(self.ttl, 2 * interval + 5)):
             return GateResult(True, "SSHReady", _message(seen), SSH_READY)
         target = GuestTarget(name=f"{key[0]}/{key[1]}", address=address, host_key=host.public, port=port, zone=zone["metadata"]["name"])
         started = self.clock()
