@@ -3,6 +3,7 @@
 GROUP = "ssvm.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+FINALIZER = f"{GROUP}/finalizer"   # kopf's, on every Zone and SSVM: deletion waits for the VMs to go
 CATEGORY = "cloud"
 
 # kind -> (plural, singular, short name)

@@ -26,6 +26,12 @@ SAMPLE = pathlib.Path(__file__).parent / "fixtures" / "request_log_sample.json"
 PENDING: dict[tuple[str, str, str], str] = {
     ("", "secrets", "update"): "operator key rotation: promoting <key>.next (only while a rotation runs)",
 }
+# Grants of a path a run reaches only when a write races another: the status writer re-reads the object
+# after a 409 Conflict (kube/status.py). Whether a run hits one depends on timing, so neither way is asserted.
+ON_CONFLICT: dict[tuple[str, str, str], str] = {
+    ("ssvm.io", "zones", "get"): "re-read a Zone after its status patch met a newer version",
+    ("ssvm.io", "secondarystoragevms", "get"): "re-read an SSVM after its status patch met a newer version",
+}
 
 
 def _key(grant) -> tuple[str, str, str]:
@@ -120,7 +126,8 @@ def test_the_chart_grants_every_call_the_operator_made(run, request):
 @pytest.mark.parametrize("run", ["clusterwide_run", "namespaced_run"])
 def test_the_chart_grants_nothing_the_operator_does_not_use(run, request):
     docs, entries = request.getfixturevalue(run)
-    unused = [g for g in rbac.unused(rbac.required(entries), rbac.granted(docs, SA, NAMESPACE)) if _key(g) not in PENDING]
+    unused = [g for g in rbac.unused(rbac.required(entries), rbac.granted(docs, SA, NAMESPACE))
+              if _key(g) not in PENDING and _key(g) not in ON_CONFLICT]
     assert not unused, "granted but never used: " + "; ".join(f"{g.verb} {g.group or 'core'}/{g.resource}" for g in unused)
 
 

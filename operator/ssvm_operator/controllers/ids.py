@@ -31,8 +31,8 @@ GUEST_ZONE_EVENT = "zone-guest-wake"
 GUEST_STORE_EVENT = "imagestore-guest-wake"
 GUEST_WORKER = "ssvm-guest-ops"
 
-# Event handlers that only wake a loop: they run on every watch event, so their success is not logged.
-WAKE_HANDLERS = (ZONE_EVENT, STORE_EVENT, SSVM_EVENT, GUEST_SSVM_EVENT, GUEST_ZONE_EVENT, GUEST_STORE_EVENT)
+# Event handlers that run on every watch event (waking a loop, filling in a missing condition): their success is not logged.
+WAKE_HANDLERS = (ZONE_EVENT, STORE_EVENT, SSVM_EVENT, GUEST_SSVM_EVENT, GUEST_ZONE_EVENT, GUEST_STORE_EVENT, *INIT_STATUS.values())
 
 # Stopping daemons (operator exit, object deletion): a daemon asleep notices its stop flag within a second and
 # ends on its own; one still busy is cancelled after DAEMON_EXIT_GRACE and abandoned after DAEMON_CANCEL_TIMEOUT more.

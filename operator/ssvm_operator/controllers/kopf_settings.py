@@ -21,14 +21,25 @@ class QuietWakes(logging.Filter):
         return record.getMessage() not in self.LINES
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No handler compares an old spec with a new one (the loops read the current state), so kopf has nothing
+    to remember: without this it writes a last-handled annotation on every new object and every spec change."""
+
+    def fetch(self, *, body: kopf.Body) -> None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 def configure(settings: kopf.OperatorSettings, config: OperatorConfig, **_: Any) -> None:
     objects = logging.getLogger("kopf.objects")
     if not any(isinstance(f, QuietWakes) for f in objects.filters):
         objects.addFilter(QuietWakes())
-    # Progress and diff-base in annotations: our CRD schemas are strict, so `status.kopf` would be pruned.
+    # Progress in annotations: our CRD schemas are strict, so `status.kopf` would be pruned.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled-configuration")
-    settings.persistence.finalizer = f"{c.GROUP}/finalizer"
+    settings.persistence.diffbase_storage = NoDiffBase()
+    settings.persistence.finalizer = c.FINALIZER
     # Events come from the reporting controller ssvm-operator alone (kube/events.py), never from kopf's
     # poster: a handler's own failure is a log line and a condition, not a second kind of Event.
     settings.posting.enabled = False

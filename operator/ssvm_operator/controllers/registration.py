@@ -70,7 +70,7 @@ def build_registry(options: OperatorOptions | None = None) -> kopf.OperatorRegis
 
     registry = kopf.OperatorRegistry()
     kopf_settings.register(registry, options.config)
-    status_init.register(registry)
+    status_init.register(registry, kube)
     gate: StartGate = BackendReadinessGate()
     requests = VMRequestBuilder()
     ssvm_controller: SSVMController

@@ -1,11 +1,9 @@
 """Conditions: lastTransitionTime moves only when status does; initial conditions never overwrite."""
 from __future__ import annotations
 
-import kopf
-
 from ssvm_operator.api import ImageStore, SecondaryStorageVM, Zone
 from ssvm_operator.model.conditions import find_condition, initial_conditions, set_condition
-from ssvm_operator.controllers.status_init import initialize_status
+from ssvm_operator.controllers.status_init import initial_status_patch
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
 
@@ -41,26 +39,20 @@ def test_initial_conditions_fill_missing_as_unknown_and_keep_existing():
         assert (cond["status"], cond["reason"], cond["observedGeneration"]) == ("Unknown", "Initializing", 3)
 
 
-def test_initialize_status_patches_once_then_not_again():
+def test_the_initial_status_patch_fills_once_then_nothing():
     for model in (Zone, ImageStore, SecondaryStorageVM):
-        patch = kopf.Patch()
-        initialize_status({}, {"generation": 1}, patch, model.CONDITIONS)
-        assert patch["status"]["observedGeneration"] == 1
-        assert {c["type"] for c in patch["status"]["conditions"]} == set(model.CONDITIONS)
-        second = kopf.Patch()
-        initialize_status(patch["status"], {"generation": 1}, second, model.CONDITIONS)
-        assert not second, "a second pass over an initialised object must write nothing"
+        patch = initial_status_patch({}, {"generation": 1}, model.CONDITIONS)
+        assert patch["observedGeneration"] == 1
+        assert {c["type"] for c in patch["conditions"]} == set(model.CONDITIONS)
+        assert initial_status_patch(patch, {"generation": 1}, model.CONDITIONS) == {}, \
+            "a second look at an initialised object must write nothing"
 
 
 def test_generation_is_left_to_reconcilers_that_own_it():
     done = {"conditions": initial_conditions([], Zone.CONDITIONS, 1), "observedGeneration": 1}
-    patch = kopf.Patch()
-    initialize_status(done, {"generation": 2}, patch, Zone.CONDITIONS, owns_generation=False)
-    assert not patch, "a spec change must not be reported as observed before the zone's loop acted on it"
-    first = kopf.Patch()
-    initialize_status({}, {"generation": 1}, first, Zone.CONDITIONS, owns_generation=False)
-    assert first["status"]["observedGeneration"] == 1  # never empty, even so
-    store = kopf.Patch()
+    assert initial_status_patch(done, {"generation": 2}, Zone.CONDITIONS, owns_generation=False) == {}, \
+        "a spec change must not be reported as observed before the zone's loop acted on it"
+    first = initial_status_patch({}, {"generation": 1}, Zone.CONDITIONS, owns_generation=False)
+    assert first["observedGeneration"] == 1  # never empty, even so
     store_done = {"conditions": initial_conditions([], ImageStore.CONDITIONS, 1), "observedGeneration": 1}
-    initialize_status(store_done, {"generation": 2}, store, ImageStore.CONDITIONS)
-    assert store["status"] == {"observedGeneration": 2}
+    assert initial_status_patch(store_done, {"generation": 2}, ImageStore.CONDITIONS) == {"observedGeneration": 2}

@@ -248,10 +248,10 @@ def transition_events(name: str, old_state: str | None, new_state: str | None) -
     """Events for a state change the backend reported (requests post their own)."""
     if new_state == old_state or new_state is None:
         return ()
-    if new_state == "Running":
-        return (ev.EventSpec(ev.SSVM_STARTED, f"{name} is running."),)
+    if new_state == "Running":   # routine: on the SSVM alone (the zone's Ready and counts say it too)
+        return (ev.EventSpec(ev.SSVM_STARTED, f"{name} is running.", on_zone=False),)
     if new_state == "Stopped" and old_state is not None:
-        return (ev.EventSpec(ev.SSVM_STOPPED, f"{name} is stopped."),)
+        return (ev.EventSpec(ev.SSVM_STOPPED, f"{name} is stopped.", on_zone=False),)
     if new_state == "Error":
         return (ev.EventSpec(ev.SSVM_START_FAILED, f"{name} failed.", "Warning"),)
     return ()

@@ -138,8 +138,9 @@ class ZoneReconciler:
                 continue
             self.kube.unseen.record(c.SSVM_KIND, ns, create.name, (), created, created_for=name)
             logger.info("created SSVM %s (%s, %s)", create.name, create.role, create.reason)
+            # on the zone, the actor: the SSVM's own Events begin with what happens to it
             events.post([ev.EventSpec(ev.SSVM_CREATED, f"SSVM {create.name} created for zone {name} ({create.role}, {create.reason}).")],
-                        object_ref(c.SSVM_KIND, ns, create.name, created["metadata"].get("uid")), zone_ref)
+                        zone_ref, None)
         return failures
 
     async def _name_conflict(self, zone: Mapping[str, Any], name: str, logger: Any) -> list[str]:
