@@ -81,6 +81,7 @@ class Floor:
         self.api = api
         self.registry = kopf.OperatorRegistry()
         self.stop_flag, self.ready_flag = threading.Event(), threading.Event()
+        kopf.on.login(id="floor-login", registry=self.registry)(lambda **kw: kopf.login_with_kubeconfig(**kw))
         kopf.on.create("", "v1", "configmaps", id="floor-create-out", labels={self.LABEL: "in"},
                        registry=self.registry)(self._create_out)
         self.thread = threading.Thread(target=self._main, name="floor", daemon=True)
