@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -48,28 +49,44 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+@dataclasses.dataclass
+class Plane:
+    """A control plane for a bench: the bench's API helper, the operator's kubeconfig, the request log
+    (`requests(since_seq)`) and which entries are the operator's."""
+
+    api: Api
+    operator_kubeconfig: pathlib.Path
+    requests: Callable[[int], list[dict]]
+    operators: Callable[[dict], bool]
+
+
 @contextlib.contextmanager
-def control_plane(kind: str, tmp: pathlib.Path) -> Iterator[tuple[Api, Callable[[int], list[dict]], Callable[[dict], bool]]]:
-    """(the bench's API helper, the operator's requests since a sequence number, which of them are the operator's)."""
-    root = pathlib.Path(__file__).resolve().parents[1]
+def control_plane(kind: str, tmp: pathlib.Path, simulators: Sequence[object] = (), agent: str = BENCH_AGENT) -> Iterator[Plane]:
+    """The dev cluster or the real control plane, CRDs installed, a namespace, `simulators` running."""
+    from tests.clusters import install_crds
+
+    kubevirt = bool(simulators)
     if kind == "dev":
-        with DevCluster(kubeconfig=tmp / "kubeconfig", simulators=[]) as cluster:
+        with DevCluster(kubeconfig=tmp / "kubeconfig", simulators=list(simulators)) as cluster:
             os.environ["KUBECONFIG"] = str(cluster.kubeconfig_path)
-            kubectl_run(cluster.kubeconfig_path, "apply", "-f", str(root / "crds"))
+            install_crds(cluster.kubeconfig_path, kubevirt=kubevirt)
             kubectl_run(cluster.kubeconfig_path, "create", "namespace", "bench")
             api = Api(cluster.kubeconfig_path, "bench")
-            api.client.user_agent = BENCH_AGENT
-            yield api, cluster.requests, lambda e: e["userAgent"] != BENCH_AGENT
+            api.client.user_agent = agent
+            yield Plane(api, cluster.kubeconfig_path, cluster.requests,
+                        lambda e: not e["userAgent"].startswith((agent, "kubectl/", "ssvm-devcluster-simulator/")))
         return
     from ssvm_devcluster.controlplane import OPERATOR_USER, ControlPlane
-    from tests.clusters import install_crds, real_cluster
+    from ssvm_devcluster.simulators import SimulatorsThread
+    from tests.clusters import real_cluster
 
     with ControlPlane(workdir=tmp / "control-plane", audit=True) as cp:
-        install_crds(cp.kubeconfig_path, kubevirt=False)
-        cluster = real_cluster(cp)
-        namespace = cluster.namespace("bench")
+        install_crds(cp.kubeconfig_path, kubevirt=kubevirt)
+        namespace = real_cluster(cp).namespace("bench")
         os.environ["KUBECONFIG"] = str(cp.operator_kubeconfig_path)   # the operator as the chart's ServiceAccount
-        yield Api(cp.kubeconfig_path, namespace), cp.requests, lambda e: e["user"] == OPERATOR_USER
+        with SimulatorsThread(cp.kubeconfig_path, list(simulators)) if simulators else contextlib.nullcontext():
+            yield Plane(Api(cp.kubeconfig_path, namespace), cp.operator_kubeconfig_path, cp.requests,
+                        lambda e: e["user"] == OPERATOR_USER)
 
 
 class Floor:
@@ -144,7 +161,8 @@ def stats(values: list[float]) -> dict[str, float]:
 
 
 def measure(kind: str, runs: int, existing: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp, control_plane(kind, pathlib.Path(tmp)) as (api, requests, operators):
+    with tempfile.TemporaryDirectory() as tmp, control_plane(kind, pathlib.Path(tmp)) as plane:
+        api, requests, operators = plane.api, plane.requests, plane.operators
         memory = MemoryBackend(step_seconds=0.05)
         marks: dict[str, list[float]] = {"object": [], "vm": [], "ready": [], "floor": []}
         per_ssvm: list[int] = []
@@ -166,7 +184,7 @@ def measure(kind: str, runs: int, existing: int) -> dict:
                 wait_for("Running and Ready", lambda: _ready(api.get(c.SSVM_PLURAL, ssvm)), interval=0.005)
                 marks["ready"].append(time.perf_counter() - start)
                 time.sleep(0.5)   # the zone's and SSVM's follow-up writes belong to this SSVM's cost
-                mine = [e for e in requests(since) if operators(e) and e["verb"] != "watch"]
+                mine = [e for e in requests(since) if operators(e) and e["verb"] != "watch" and e["resource"] != "configmaps"]
                 per_ssvm.append(len(mine))
                 verbs.update(f"{e['verb']} {e['resource']}{'/' + e['subresource'] if e['subresource'] else ''}" for e in mine)
     floor_p99 = percentile(marks["floor"], 99)

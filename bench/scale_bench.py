@@ -1,12 +1,13 @@
-"""Scale: N zones with S image stores each, created at once on the dev cluster, the operator as its own
-process (`ssvm-operator run`): time until every SSVM object exists, every VM exists, every zone is Ready;
-the operator's peak RSS and CPU seconds beside the dev cluster's (this process, simulators included);
-the operator's API requests and writes per SSVM by verb and resource (the dev cluster's request log).
-`--guests none` runs the in-memory VM backend (no guests: the control loop alone); `--guests sim` runs
-the KubeVirt simulator and simulated guests (real SSH, the real agent), and counts SSH sessions per SSVM.
-Several N in one run print the growth: time and requests per SSVM against N. JSON, then a table.
+"""Scale: N zones with S image stores each, created at once, the operator as its own process
+(`ssvm-operator run`): time until every SSVM object exists, every VM exists, every zone is Ready; the
+operator's peak RSS and CPU seconds beside this process's (the dev cluster's, and the simulators');
+the operator's API requests and writes per SSVM by verb and resource (the dev cluster's request log, or
+kube-apiserver's audit log with `--control-plane real`). `--guests none` runs the in-memory VM backend
+(no guests: the control loop alone); `--guests sim` runs the KubeVirt simulator and simulated guests
+(real SSH, the real agent), and counts SSH sessions per SSVM. Several N in one run print the growth:
+time and requests per SSVM against N. JSON, then a table.
 
-  .venv/bin/python bench/scale_bench.py [--zones 100 300] [--stores 1] [--guests none|sim] [--timeout 900]
+  .venv/bin/python bench/scale_bench.py [--zones 100 300] [--stores 1] [--guests none|sim] [--control-plane dev|real]
 """
 from __future__ import annotations
 
@@ -25,18 +26,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ssvm_operator import constants as c  # noqa: E402
-from ssvm_devcluster import DevCluster  # noqa: E402
+from bench.reconcile_bench import Plane, control_plane  # noqa: E402
 from ssvm_devcluster.sim_guests import GuestSimConfig, GuestSimulator  # noqa: E402
 from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator  # noqa: E402
 from ssvm_operator.agent import cli as agent_cli  # noqa: E402
-from tests.clusters import install_crds  # noqa: E402
-from tests.conftest import kubectl_run  # noqa: E402
 from tests.integration.harness import Api  # noqa: E402
 from tests.processes import start_with_kubeconfig, stop_process  # noqa: E402
 
 BENCH_AGENT = "ssvm-scale-bench"
-NOT_THE_OPERATOR = (BENCH_AGENT, "kubectl/", "ssvm-devcluster-simulator/")
-NS = "scale"
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 
 
@@ -69,35 +66,32 @@ def count_sessions() -> Counter:
 
 def _vm_count(api: Api, guests: str, vms_path: pathlib.Path) -> int:
     if guests == "sim":
-        return len(api.custom.list_namespaced_custom_object("kubevirt.io", "v1", NS, "virtualmachines")["items"])
+        return len(api.custom.list_namespaced_custom_object("kubevirt.io", "v1", api.ns, "virtualmachines")["items"])
     try:
         return len(json.loads(vms_path.read_text())) if vms_path.exists() else 0
     except ValueError:
         return 0   # the operator is replacing the file this very moment
 
 
-def run_once(zones: int, stores: int, guests: str, timeout: float, sessions: Counter) -> dict[str, Any]:
+def run_once(kind: str, zones: int, stores: int, guests: str, timeout: float, sessions: Counter) -> dict[str, Any]:
     sessions.clear()
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
         sims = [] if guests == "none" else [
             KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2)), GuestSimulator(GuestSimConfig(state_root=f"{tmp}/guests", copy_port=0))]
         override = ["--backend-override", f"memory:{tmp}/vms.json"] if guests == "none" else []
-        with DevCluster(kubeconfig=pathlib.Path(tmp) / "kubeconfig", simulators=sims) as cluster:
-            return _measure(cluster, pathlib.Path(tmp), zones, stores, guests, override, timeout, sessions)
+        with control_plane(kind, pathlib.Path(tmp), sims, BENCH_AGENT) as plane:
+            return {"controlPlane": kind, **_measure(plane, pathlib.Path(tmp), zones, stores, guests, override, timeout, sessions)}
 
 
-def _measure(cluster: DevCluster, tmp: pathlib.Path, zones: int, stores: int, guests: str, override: list[str], timeout: float,
+def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: str, override: list[str], timeout: float,
              sessions: Counter) -> dict[str, Any]:
-    install_crds(cluster.kubeconfig_path, kubevirt=guests == "sim")
-    kubectl_run(cluster.kubeconfig_path, "create", "namespace", NS)
-    api = Api(str(cluster.kubeconfig_path), NS)
-    api.client.user_agent = BENCH_AGENT
+    api = plane.api
     log = tmp / "operator.log"
-    proc = start_with_kubeconfig([sys.executable, "-m", "ssvm_operator.cli", "run", "-n", NS, "--liveness", "none",
+    proc = start_with_kubeconfig([sys.executable, "-m", "ssvm_operator.cli", "run", "-n", api.ns, "--liveness", "none",
                                   "--metrics-port", "0", "--scan-interval", "30", "--log-level", "WARNING", *override],
-                                 cluster.kubeconfig_path, log)
+                                 plane.operator_kubeconfig, log)
     try:
-        since = max((e["seq"] for e in cluster.requests()), default=0)
+        since = max((e["seq"] for e in plane.requests(0)), default=0)
         cpu_dev0 = _self_cpu()
         started = time.monotonic()
         for z in range(zones):
@@ -124,7 +118,7 @@ def _measure(cluster: DevCluster, tmp: pathlib.Path, zones: int, stores: int, gu
             time.sleep(0.5)
         rss, cpu_op = _proc_stats(proc.pid)
         cpu_dev = _self_cpu() - cpu_dev0
-        entries = [e for e in cluster.requests(since=since) if not e["userAgent"].startswith(NOT_THE_OPERATOR)]
+        entries = [e for e in plane.requests(since) if plane.operators(e)]
         ssh = dict(sessions)
     finally:
         stop_process(proc, grace=30)
@@ -135,7 +129,7 @@ def _measure(cluster: DevCluster, tmp: pathlib.Path, zones: int, stores: int, gu
         "zones": zones, "storesPerZone": stores, "guests": guests, "ssvms": ssvms, "createSeconds": round(created, 2),
         "secondsTo": {k: round(v, 2) for k, v in marks.items()},
         "operator": {"peakRssMiB": round(rss, 1), "cpuSeconds": round(cpu_op, 1)},
-        "devClusterCpuSeconds": round(cpu_dev, 1),
+        "thisProcessCpuSeconds": round(cpu_dev, 1),
         "requestsPerSSVM": round(len(entries) / ssvms, 1), "writesPerSSVM": round(writes / ssvms, 1),
         "byVerb": {k: round(n / ssvms, 2) for k, n in by_verb.most_common()},
         "sshSessionsPerSSVM": round(sum(ssh.values()) / ssvms, 1),
@@ -147,21 +141,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zones", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--stores", type=int, default=1)
+    parser.add_argument("--control-plane", choices=("dev", "real"), default="dev",
+                        help="the embedded dev cluster, or kube-apiserver built by hack/build-control-plane.sh")
     parser.add_argument("--guests", choices=("none", "sim"), default="none",
                         help="none: the in-memory VM backend; sim: the KubeVirt simulator and simulated guests")
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
     sessions = count_sessions()
-    results = [run_once(n, args.stores, args.guests, args.timeout, sessions) for n in args.zones]
+    results = [run_once(args.control_plane, n, args.stores, args.guests, args.timeout, sessions) for n in args.zones]
     print(json.dumps(results, indent=2))
     print()
     print(f"{'zones':>6} {'SSVMs':>6} {'objects s':>10} {'VMs s':>7} {'Ready s':>8} {'s/SSVM':>7} {'req/SSVM':>9} "
-          f"{'writes/SSVM':>12} {'SSH/SSVM':>9} {'op RSS MiB':>11} {'op CPU s':>9} {'dev CPU s':>10}")
+          f"{'writes/SSVM':>12} {'SSH/SSVM':>9} {'op RSS MiB':>11} {'op CPU s':>9} {'bench CPU s':>11}")
     for r in results:
         t = r["secondsTo"]
         print(f"{r['zones']:>6} {r['ssvms']:>6} {t['ssvmObjects']:>10} {t['vms']:>7} {t['zonesReady']:>8} "
               f"{t['zonesReady'] / r['ssvms']:>7.3f} {r['requestsPerSSVM']:>9} {r['writesPerSSVM']:>12} {r['sshSessionsPerSSVM']:>9} "
-              f"{r['operator']['peakRssMiB']:>11} {r['operator']['cpuSeconds']:>9} {r['devClusterCpuSeconds']:>10}")
+              f"{r['operator']['peakRssMiB']:>11} {r['operator']['cpuSeconds']:>9} {r['thisProcessCpuSeconds']:>11}")
     print()
     print("most requests per SSVM (last run):", ", ".join(f"{k} {v}" for k, v in list(results[-1]["byVerb"].items())[:8]))
     return 0

@@ -14,11 +14,12 @@ from ssvm_devcluster.faults import FaultPlan
 from tests.conftest import kubectl_run
 
 
-def _core(cluster) -> k8s.CoreV1Api:
+def _core(cluster, retries: object = None) -> k8s.CoreV1Api:
     from kubernetes import config
 
     cfg = k8s.Configuration()
     config.load_kube_config(config_file=str(cluster.kubeconfig_path), client_configuration=cfg)
+    cfg.retries = retries   # False: every answer as it comes (urllib3 would otherwise wait out each Retry-After)
     api = k8s.ApiClient(cfg)
     api.user_agent = "controller-under-test/1"
     return k8s.CoreV1Api(api)
@@ -52,8 +53,7 @@ def test_conflicts_hit_only_writes_a_real_server_could_refuse_and_spare_kubectl(
 
 def test_errors_and_throttling_with_retry_after(tmp_path):
     with DevCluster(kubeconfig=tmp_path / "kc", simulators=[], faults=FaultPlan(error=0.3, throttle=0.3, seed=3)) as cluster:
-        core = _core(cluster)
-        core.api_client.configuration.retries = 0
+        core = _core(cluster, retries=False)
         seen: dict[int, list] = {}
         for _ in range(60):
             try:

@@ -72,7 +72,7 @@ tests/chart/test_rbac.py derives them from the API calls of a run against the de
   verbs: [get, list, watch, patch]
 - apiGroups: [ssvm.io]
   resources: [imagestores]
-  verbs: [list, watch]
+  verbs: [get, list, watch]
 - apiGroups: [ssvm.io]
   resources: [secondarystoragevms]
   verbs: [get, list, watch, create, patch, delete]

@@ -19,8 +19,6 @@ class StatusWriter:
         self.client, self.unseen, self.attempts = client, unseen, attempts
 
     async def read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        if plural == c.IMAGESTORE_PLURAL:   # list, not get: the chart grants exactly list/watch/patch on stores
-            return next((s for s in await self.client.list(plural, namespace) if s["metadata"]["name"] == name), None)
         return await self.client.get(plural, namespace, name)
 
     async def write(self, plural: str, body: Mapping[str, Any] | None, compute: Compute) -> dict[str, Any]:
