@@ -55,6 +55,7 @@ class Plane:
     (`requests(since_seq)`) and which entries are the operator's."""
 
     api: Api
+    admin_kubeconfig: pathlib.Path
     operator_kubeconfig: pathlib.Path
     requests: Callable[[int], list[dict]]
     operators: Callable[[dict], bool]
@@ -73,7 +74,7 @@ def control_plane(kind: str, tmp: pathlib.Path, simulators: Sequence[object] = (
             kubectl_run(cluster.kubeconfig_path, "create", "namespace", "bench")
             api = Api(cluster.kubeconfig_path, "bench")
             api.client.user_agent = agent
-            yield Plane(api, cluster.kubeconfig_path, cluster.requests,
+            yield Plane(api, cluster.kubeconfig_path, cluster.kubeconfig_path, cluster.requests,
                         lambda e: not e["userAgent"].startswith((agent, "kubectl/", "ssvm-devcluster-simulator/")))
         return
     from ssvm_devcluster.controlplane import OPERATOR_USER, ControlPlane
@@ -85,7 +86,7 @@ def control_plane(kind: str, tmp: pathlib.Path, simulators: Sequence[object] = (
         namespace = real_cluster(cp).namespace("bench")
         os.environ["KUBECONFIG"] = str(cp.operator_kubeconfig_path)   # the operator as the chart's ServiceAccount
         with SimulatorsThread(cp.kubeconfig_path, list(simulators)) if simulators else contextlib.nullcontext():
-            yield Plane(Api(cp.kubeconfig_path, namespace), cp.operator_kubeconfig_path, cp.requests,
+            yield Plane(Api(cp.kubeconfig_path, namespace), cp.kubeconfig_path, cp.operator_kubeconfig_path, cp.requests,
                         lambda e: e["user"] == OPERATOR_USER)
 
 
@@ -94,14 +95,21 @@ class Floor:
 
     LABEL = "ssvm-bench-floor"
 
-    def __init__(self, api: Api) -> None:
-        self.api = api
+    def __init__(self, api: Api, kubeconfig: pathlib.Path) -> None:
+        self.api, self.kubeconfig = api, kubeconfig
         self.registry = kopf.OperatorRegistry()
         self.stop_flag, self.ready_flag = threading.Event(), threading.Event()
-        kopf.on.login(id="floor-login", registry=self.registry)(lambda **kw: kopf.login_with_kubeconfig(**kw))
+        kopf.on.login(id="floor-login", registry=self.registry)(self._login)
         kopf.on.create("", "v1", "configmaps", id="floor-create-out", labels={self.LABEL: "in"},
                        registry=self.registry)(self._create_out)
         self.thread = threading.Thread(target=self._main, name="floor", daemon=True)
+
+    def _login(self, **_: object) -> kopf.ConnectionInfo:
+        """As the bench's own (admin) identity: on the real control plane the operator's may not watch ConfigMaps."""
+        from ssvm_devcluster.simulators import Endpoint
+
+        endpoint = Endpoint.from_kubeconfig(self.kubeconfig)
+        return kopf.ConnectionInfo(server=endpoint.url, ca_path=endpoint.ca_file, token=endpoint.token)
 
     async def _create_out(self, name: str, namespace: str, **_: object) -> None:
         body = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=f"{name}-out", labels={self.LABEL: "out"}))
@@ -167,7 +175,7 @@ def measure(kind: str, runs: int, existing: int) -> dict:
         marks: dict[str, list[float]] = {"object": [], "vm": [], "ready": [], "floor": []}
         per_ssvm: list[int] = []
         verbs: Counter[str] = Counter()
-        with OperatorThread(api.ns, memory, scan_interval=30.0), Floor(api) as floor:
+        with OperatorThread(api.ns, memory, scan_interval=30.0), Floor(api, plane.admin_kubeconfig) as floor:
             existing_seconds = converge_existing(api, memory, existing) if existing else 0.0
             for run in range(runs):
                 marks["floor"].append(floor.once(run))
