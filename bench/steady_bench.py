@@ -1,9 +1,10 @@
-"""Steady state: after N zones (one store each) converge on the dev cluster with the simulated KubeVirt
-and simulated guests (real SSH, the real agent), the operator as its own process, nothing changes for
-a while: the operator's API writes and SSH sessions in that window, broken down by what wrote (verb,
-resource) and why (the fields each write changed, from a watch), extrapolated per hour and per SSVM.
+"""Steady state: after N zones (one store each) converge on the dev cluster or the real control plane,
+with the simulated KubeVirt and simulated guests (real SSH, the real agent), the operator as its own
+process, nothing changes for a while: the operator's API writes and SSH sessions in that window,
+broken down by what wrote (verb, resource) and why (the fields each write changed, from a watch),
+extrapolated per hour and per SSVM.
 
-  .venv/bin/python bench/steady_bench.py [--zones 50] [--minutes 10] [--health-interval 60]
+  .venv/bin/python bench/steady_bench.py [--zones 50] [--minutes 10] [--health-interval 60] [--control-plane dev|real]
 """
 from __future__ import annotations
 
@@ -22,18 +23,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kubernetes import watch  # noqa: E402
-from ssvm_devcluster import DevCluster  # noqa: E402
+from bench.reconcile_bench import control_plane  # noqa: E402
 from ssvm_devcluster.sim_guests import GuestSimConfig, GuestSimulator  # noqa: E402
 from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator  # noqa: E402
 from ssvm_operator import constants as c  # noqa: E402
 from ssvm_operator.agent import cli as agent_cli  # noqa: E402
-from tests.clusters import install_crds  # noqa: E402
 from tests.integration.harness import Api, condition  # noqa: E402
 from tests.processes import start_with_kubeconfig, stop_process  # noqa: E402
 
 BENCH_AGENT = "ssvm-steady-bench"
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
-NOT_THE_OPERATOR = (BENCH_AGENT, "kubectl/", "ssvm-devcluster-simulator/")
 IGNORED = ("metadata.resourceVersion", "metadata.managedFields", "metadata.generation")
 
 
@@ -81,7 +80,7 @@ class ChangeWatch:
         self.stop.set()
 
 
-def run(zones: int, minutes: float, health_interval: int, timeout: float) -> dict[str, Any]:
+def run(kind: str, zones: int, minutes: float, health_interval: int, timeout: float) -> dict[str, Any]:
     sessions: collections.Counter[str] = collections.Counter()
     for action, handler in list(agent_cli.ACTIONS.items()):
         def counting(ctx, payload, handler=handler, action=action):
@@ -91,18 +90,16 @@ def run(zones: int, minutes: float, health_interval: int, timeout: float) -> dic
     with tempfile.TemporaryDirectory(prefix="steady-bench-") as tmp:
         sims = [KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2)),
                 GuestSimulator(GuestSimConfig(state_root=f"{tmp}/guests", copy_port=0))]
-        with DevCluster(kubeconfig=pathlib.Path(tmp) / "kubeconfig", simulators=sims) as cluster:
-            install_crds(cluster.kubeconfig_path)
-            api = Api(str(cluster.kubeconfig_path), "default")
-            api.client.user_agent = BENCH_AGENT
+        with control_plane(kind, pathlib.Path(tmp), sims, BENCH_AGENT) as plane:
+            api = plane.api
             for z in range(zones):
                 api.create(c.ZONE_PLURAL, c.ZONE_KIND, f"z{z}", {"secondaryStorage": {
                     "template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.19"}},
                     "health": {"intervalSeconds": health_interval}}})
                 api.store(f"z{z}-s1", f"z{z}")
             log = pathlib.Path(tmp) / "operator.log"
-            proc = start_with_kubeconfig([sys.executable, "-m", "ssvm_operator.cli", "run", "-n", "default", "--liveness", "none",
-                                          "--metrics-port", "0", "--log-level", "WARNING"], cluster.kubeconfig_path, log)
+            proc = start_with_kubeconfig([sys.executable, "-m", "ssvm_operator.cli", "run", "-n", api.ns, "--liveness", "none",
+                                          "--metrics-port", "0", "--log-level", "WARNING"], plane.operator_kubeconfig, log)
             try:
                 started = time.monotonic()
                 while True:
@@ -117,12 +114,12 @@ def run(zones: int, minutes: float, health_interval: int, timeout: float) -> dic
                 time.sleep(15)   # the last acknowledgements and the mesh's quiet period
                 with ChangeWatch(api) as changes:
                     time.sleep(2)   # the watches are open
-                    since = max((e["seq"] for e in cluster.requests()), default=0)
+                    since = max((e["seq"] for e in plane.requests(0)), default=0)
                     sessions.clear()
                     changes.active = True
                     time.sleep(minutes * 60)
                     changes.active = False
-                    entries = [e for e in cluster.requests(since=since) if not e["userAgent"].startswith(NOT_THE_OPERATOR)]
+                    entries = [e for e in plane.requests(since) if plane.operators(e)]
                     ssh = dict(sessions)
                     why = dict(changes.counts)
             finally:
@@ -132,7 +129,7 @@ def run(zones: int, minutes: float, health_interval: int, timeout: float) -> dic
                                   for e in entries if e["verb"] in WRITES)
     writes = sum(by_verb.values())
     return {
-        "zones": zones, "ssvms": zones, "minutes": minutes, "healthIntervalSeconds": health_interval,
+        "controlPlane": kind, "zones": zones, "ssvms": zones, "minutes": minutes, "healthIntervalSeconds": health_interval,
         "secondsToConverge": round(converged, 1),
         "writes": writes, "writesPerHour": round(writes * per_hour, 1), "writesPerSSVMPerHour": round(writes * per_hour / zones, 2),
         "writesByVerb": dict(by_verb.most_common()),
@@ -149,8 +146,10 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--health-interval", type=int, default=60, help="the zones' health.intervalSeconds")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--control-plane", choices=("dev", "real"), default="dev",
+                        help="the embedded dev cluster, or kube-apiserver built by hack/build-control-plane.sh")
     args = parser.parse_args()
-    r = run(args.zones, args.minutes, args.health_interval, args.timeout)
+    r = run(args.control_plane, args.zones, args.minutes, args.health_interval, args.timeout)
     print(json.dumps(r, indent=2))
     print()
     print(f"{'zones':>6} {'minutes':>8} {'writes':>7} {'writes/SSVM/h':>14} {'SSH/SSVM/h':>11} {'SSH beyond checks/h':>20}")

@@ -179,8 +179,8 @@ class GuestSimulator:
             log.info("simulated guest %s/%s stopped", *key)
 
     async def stop_all(self) -> None:
-        for key in list(self.guests):
-            await self._stop(key)
+        # all at once: stopped one by one, hundreds of guests outlast the simulators' grace and leak their sockets
+        await asyncio.gather(*(self._stop(key) for key in list(self.guests)))
         if self._own_root and self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None

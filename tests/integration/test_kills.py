@@ -144,10 +144,10 @@ def test_thirty_kills_while_twenty_zones_converge_and_change(tmp_path, monkeypat
         kills = 0
         for k in range(KILLS):
             proc = _operator(cluster, api.ns, log)
-            time.sleep(rng.uniform(0.8, 2.2))   # the operator's start takes about a second: most kills land mid-work
+            time.sleep(rng.uniform(0.7, 1.8))   # the operator's start takes about a second: most kills land mid-work
             if k < len(changes):
                 changes[k]()
-                time.sleep(rng.uniform(0.0, 0.6))
+                time.sleep(rng.uniform(0.0, 0.4))
             proc.kill()
             proc.wait(10)
             kills += 1

@@ -25,7 +25,8 @@ LOCK_WAIT_SECONDS = 60.0
 
 
 def _info(ctx: ActionContext, payload: dict) -> dict:
-    return {"agentVersion": AGENT_VERSION, "root": str(ctx.paths.root), "mountRoot": str(ctx.paths.mount_root)}
+    return {"agentVersion": AGENT_VERSION, "root": str(ctx.paths.root), "mountRoot": str(ctx.paths.mount_root),
+            "bootId": ledger.boot_id(ctx)}
 
 
 ACTIONS: dict[str, Callable[[ActionContext, dict], dict]] = {

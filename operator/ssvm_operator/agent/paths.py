@@ -59,6 +59,10 @@ class AgentPaths:
         return self.root / "run/ssvm-agent/ledger.json"   # tmpfs in a real guest: forgotten at boot
 
     @property
+    def boot_id(self) -> Path:
+        return self.root / "run/ssvm-agent/boot-id"   # tmpfs too: a new one each boot
+
+    @property
     def lock(self) -> Path:
         return self.var / "agent.lock"
 

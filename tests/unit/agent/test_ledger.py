@@ -1,6 +1,8 @@
 """The agent's ledger: content applied once per boot, requests counted, failures retried, bad fields refused."""
 from __future__ import annotations
 
+import shutil
+
 from ssvm_operator.agent.cli import execute
 
 HASH = "sha256:" + "ab" * 32
@@ -34,3 +36,17 @@ def test_malformed_ledger_fields_are_refused(tmp_path):
     assert code == 2 and doc["reason"] == "InvalidPayload"
     code, doc = execute("firewall", {"peers": [], "contentHash": HASH, "ledgerKey": "../../etc"}, state_dir=str(tmp_path))
     assert code == 2 and doc["reason"] == "InvalidPayload"
+
+
+def test_a_push_meant_for_an_earlier_boot_is_refused_and_applies_nothing(tmp_path):
+    code, info = execute("info", {}, state_dir=str(tmp_path))
+    boot = info["bootId"]
+    assert code == 0 and len(boot) == 32 and execute("info", {}, state_dir=str(tmp_path))[1]["bootId"] == boot, "stable within a boot"
+    code, stale = execute("firewall", {"peers": ["192.0.2.7"], "contentHash": HASH, "bootId": "0" * 32}, state_dir=str(tmp_path))
+    assert code != 0 and stale["reason"] == "InstanceChanged"
+    assert not list(tmp_path.rglob("ledger.json")), "nothing recorded, nothing applied"
+    code, done = execute("firewall", {"peers": ["192.0.2.7"], "contentHash": HASH, "bootId": boot}, state_dir=str(tmp_path))
+    assert code == 0 and done["unchanged"] is False and done["requests"] == 1
+    for run_dir in tmp_path.rglob("run"):   # a reboot: tmpfs gone, a new boot id
+        shutil.rmtree(run_dir)
+    assert execute("info", {}, state_dir=str(tmp_path))[1]["bootId"] != boot

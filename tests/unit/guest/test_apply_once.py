@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import shutil
 
 import pytest
 
@@ -73,6 +74,8 @@ def test_a_restart_before_the_result_was_recorded_applies_nothing_twice_and_coun
 def test_a_new_instance_applies_everything_again(world, applied):
     _zone(world, "s1")
     run(world.ops.step(NS, "z1-ssvm-1"))
+    for run_dir in world.fake.state_dir(f"{NS}/z1-ssvm-1").rglob("run"):
+        shutil.rmtree(run_dir)   # the VM rebooted: its tmpfs (ledger, boot id) is gone
     run(world.cluster.bring_up(world.gate, NS, "z1-ssvm-1", instance="vmi-b"))
     run(world.ops.step(NS, "z1-ssvm-1"))
     assert set(applied.values()) == {2}, applied

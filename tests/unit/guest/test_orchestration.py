@@ -1,6 +1,8 @@
 """The order of guest actions, failures per store, pushes only on change, and a restart that re-pushes nothing."""
 from __future__ import annotations
 
+import shutil
+
 import json
 
 from ssvm_operator.ssh import errors
@@ -111,7 +113,9 @@ def test_pushes_only_on_change_and_a_restart_repushes_nothing(world):
     world.cluster.zones[(NS, "z1")]["spec"]["secondaryStorage"]["allowedInternalSites"] = ["192.0.2.0/24"]
     run(restarted.ops.step(NS, "z1-ssvm-1"))
     assert (world.fake.pushes("setup-store"), world.fake.pushes("firewall"), world.fake.pushes("vm-setup")) == (3, 1, 2)
-    # A new VM instance (reboot/recreate): everything again.
+    # A new VM instance (reboot/recreate): a new boot (its tmpfs gone), everything again.
+    for run_dir in world.fake.state_dir(f"{NS}/z1-ssvm-1").rglob("run"):
+        shutil.rmtree(run_dir)
     run(restarted.cluster.bring_up(restarted.gate, NS, "z1-ssvm-1", instance="vmi-b"))
     run(restarted.ops.step(NS, "z1-ssvm-1"))
     assert (world.fake.pushes("setup-store"), world.fake.pushes("firewall"), world.fake.pushes("vm-setup")) == (6, 2, 3)

@@ -25,7 +25,7 @@ from ssvm_operator.controllers.guest.actions import (
     applied_stores,
     plan_guest_actions,
 )
-from ssvm_operator.agent.ledger import CONTENT_HASH, LEDGER_KEY
+from ssvm_operator.agent.ledger import BOOT_ID, CONTENT_HASH, LEDGER_KEY
 from ssvm_operator.controllers.ssvm.start_gate import Reach, Reached
 from ssvm_operator.kube import events as ev
 from ssvm_operator.kube.wakeups import Wakeups
@@ -174,7 +174,7 @@ class GuestOps:
                   if not s["metadata"].get("deletionTimestamp")]
         peers = self.mesh.peers(namespace, name)
         planned = plan_guest_actions(GuestInputs(zone_spec=zone.get("spec") or {}, stores=stores, peers=peers,
-                                                 instance_id=seen.instance_id, copy_password=copy.value,
+                                                 instance_id=seen.boot_id or seen.instance_id, copy_password=copy.value,
                                                  copy_password_version=copy.version))
         applied = status.get("actions") or {}
         now = self.clock()
@@ -184,7 +184,10 @@ class GuestOps:
         channel = self.rotation.keyring(op, self.settings.action_timeouts)
         outcomes: list[ActionOutcome] = []
         for p in due:
-            outcome = await self._push(channel, target, p, applied)
+            outcome = await self._push(channel, target, p, applied, seen.boot_id)
+            if outcome.reason == INSTANCE_CHANGED:
+                self.reach.pop((namespace, name), None)   # the gate looks again; its pass wakes this worker
+                return 5.0
             outcomes.append(outcome)
             if outcome.transport:
                 break   # the guest is unreachable: the rest waits for the next pass
@@ -239,13 +242,14 @@ class GuestOps:
         metrics.record_action(action, result.ok, result.reason or "", self.clock() - started, target.namespace, target.zone)
         return result
 
-    async def _push(self, channel: GuestChannel, target: GuestTarget, p: PlannedAction, applied: Mapping[str, Any]) -> ActionOutcome:
+    async def _push(self, channel: GuestChannel, target: GuestTarget, p: PlannedAction, applied: Mapping[str, Any],
+                    boot: str | None = None) -> ActionOutcome:
         """Pushes one planned action; each payload carries its content hash, so a guest that applied it already
         (before an operator restart) answers without applying it again."""
         if p.action == SETUP_STORE:
-            return await self._push_stores(channel, target, p, applied_stores(applied.get(p.status_key)))
+            return await self._push_stores(channel, target, p, applied_stores(applied.get(p.status_key)), boot)
         try:
-            r = await self._run(channel, target, p.action, {**p.payloads[0], CONTENT_HASH: p.desired_hash})
+            r = await self._run(channel, target, p.action, {**p.payloads[0], CONTENT_HASH: p.desired_hash, **_boot(boot)})
         except errors.GuestError as e:
             return ActionOutcome(p.status_key, p.desired_hash, False, e.reason, e.message, transport=True)
         if r.ok:
@@ -256,7 +260,7 @@ class GuestOps:
         return ActionOutcome(p.status_key, p.desired_hash, r.ok, r.reason, message, requests=_requests(r))
 
     async def _push_stores(self, channel: GuestChannel, target: GuestTarget, p: PlannedAction,
-                           done: Mapping[str, tuple[str, str | None]]) -> ActionOutcome:
+                           done: Mapping[str, tuple[str, str | None]], boot: str | None = None) -> ActionOutcome:
         """setup-store, one store at a time, only for stores whose content is not applied yet; then remove-store
         for stores set up before that the zone no longer has (the store was deleted)."""
         wanted = tuple(zip(p.store_names, p.store_hashes))
@@ -276,7 +280,9 @@ class GuestOps:
             if on_guest.get(store, ("", None))[0] == content:
                 continue
             try:
-                r = await self._run(channel, target, p.action, {**payload, CONTENT_HASH: content, LEDGER_KEY: store})
+                r = await self._run(channel, target, p.action, {**payload, CONTENT_HASH: content, LEDGER_KEY: store, **_boot(boot)})
+                if r.reason == INSTANCE_CHANGED:
+                    return outcome(False, r.reason, r.message, transport=True)
             except errors.GuestError as e:
                 return outcome(False, e.reason, e.message, transport=True)
             parent = r.data.get("parentDir")
@@ -425,3 +431,10 @@ class GuestOps:
             await self.cluster.update_store_status(namespace, store["metadata"]["name"], lambda st, b: store_status_patch(
                 st, store_mounts(st, ssvm, None, None), b["metadata"].get("generation"))
                 if any(m.get("ssvm") == ssvm for m in st.get("mounts") or []) else {})
+
+
+INSTANCE_CHANGED = "InstanceChanged"   # the agent's answer to a push meant for an earlier boot of the VM
+
+
+def _boot(boot: str | None) -> dict[str, str]:
+    return {BOOT_ID: boot} if boot else {}

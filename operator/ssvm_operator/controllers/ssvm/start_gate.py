@@ -53,6 +53,7 @@ class Reached:
     simulated: bool
     at: float
     port: int = c.SSH_PORT
+    boot_id: str | None = None   # the guest's own (agent `info`): pushes carry it, so a rebooted guest refuses stale content
 
 
 class Reach(dict[tuple[str, str], Reached]):
@@ -71,7 +72,7 @@ class Reach(dict[tuple[str, str], Reached]):
     def reached(self, key: tuple[str, str], seen: Reached) -> None:
         before = self.get(key)
         self[key] = seen
-        if before is None or before.instance_id != seen.instance_id or before.address != seen.address:
+        if before is None or (before.instance_id, before.boot_id, before.address) != (seen.instance_id, seen.boot_id, seen.address):
             for listener in list(self.listeners):
                 listener(*key)
 
@@ -114,7 +115,8 @@ class SSHStartGate:
         metrics.record_action("info", result.ok, result.reason or "", self.clock() - started, key[0], target.zone)
         if not result.ok:
             return GateResult(False, result.reason or "AgentError", f"ssvm-agent info failed: {result.message}"[:500], SSH_READY)
-        now = Reached(observed.instance_id, address, host.public, host.fingerprint, result.simulated, self.clock(), port)
+        now = Reached(observed.instance_id, address, host.public, host.fingerprint, result.simulated, self.clock(), port,
+                      result.data.get("bootId") if isinstance(result.data.get("bootId"), str) else None)
         self.reach.reached(key, now)
         return GateResult(True, "SSHReady", _message(now), SSH_READY)
 
