@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import watch  # noqa: E402
 from bench.reconcile_bench import control_plane  # noqa: E402
+from bench.scale_bench import count_sessions  # noqa: E402
 from ssvm_devcluster.sim_guests import GuestSimConfig, GuestSimulator  # noqa: E402
 from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator  # noqa: E402
 from ssvm_operator import constants as c  # noqa: E402
-from ssvm_operator.agent import cli as agent_cli  # noqa: E402
 from tests.integration.harness import Api, condition  # noqa: E402
 from tests.processes import start_with_kubeconfig, stop_process  # noqa: E402
 
@@ -81,12 +81,7 @@ class ChangeWatch:
 
 
 def run(kind: str, zones: int, minutes: float, health_interval: int, timeout: float) -> dict[str, Any]:
-    sessions: collections.Counter[str] = collections.Counter()
-    for action, handler in list(agent_cli.ACTIONS.items()):
-        def counting(ctx, payload, handler=handler, action=action):
-            sessions[action] += 1
-            return handler(ctx, payload)
-        agent_cli.ACTIONS[action] = counting
+    sessions = count_sessions()
     with tempfile.TemporaryDirectory(prefix="steady-bench-") as tmp:
         sims = [KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2)),
                 GuestSimulator(GuestSimConfig(state_root=f"{tmp}/guests", copy_port=0))]

@@ -1,7 +1,8 @@
 """Injected API faults, off by default: a share of writes answered 409 Conflict, of requests answered 500 or
-429 (with Retry-After), slowed down, and watch streams ended early, so the operator's handling of a flaky
-API server is exercised; a conflict only where a real server could answer one. Deterministic for a seed. The test's and the simulators' own requests
-(kubectl, `ssvm-devcluster-simulator/...`) are spared: the faults are for the controller under test.
+429 (with Retry-After), slowed down, and watch streams cut mid-way, so the operator's handling of a flaky
+API server is exercised; a conflict only where a real server could answer one. Deterministic for a seed.
+The test's and the simulators' own requests (kubectl, `ssvm-devcluster-simulator/...`) are spared: the
+faults are for the controller under test.
 
   SSVM_DEVCLUSTER_FAULTS="conflict=0.05,error=0.02,throttle=0.02,slow=0.1,slowSeconds=0.2,cutWatch=30,seed=1"
   ssvm-operator devcluster --faults "conflict=0.05,error=0.02"
@@ -28,7 +29,7 @@ class FaultPlan:
     throttle: float = 0.0       # share of requests answered 429 Too Many Requests, Retry-After: 1
     slow: float = 0.0           # share of requests delayed by slowSeconds
     slowSeconds: float = 0.2    # noqa: N815 - the spec's own spelling
-    cutWatch: float = 0.0       # noqa: N815 - watch streams end after this many seconds (0: as usual)
+    cutWatch: float = 0.0       # noqa: N815 - watch streams are cut after this many seconds (0: never)
     seed: int = 1
     counts: Counter = field(default_factory=Counter, repr=False)
 

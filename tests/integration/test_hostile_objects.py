@@ -4,7 +4,6 @@ the operator never crashes, nothing injected runs in a guest, no secret leaks, a
 them converges to exactly what its rules ask."""
 from __future__ import annotations
 
-import base64
 import copy
 import logging
 import pathlib
@@ -14,6 +13,7 @@ from kubernetes import client as k8s
 from ssvm_operator import constants as c
 
 from .harness import Api, OperatorThread, condition, wait_for
+from .test_hostile_input import _secret
 from .test_guest_ops import gapi, guest_cluster  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
@@ -113,10 +113,6 @@ def _create(api: Api, kind: str, name: str, spec) -> dict:
     body = {"apiVersion": c.API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
     return api.custom.create_namespaced_custom_object(c.GROUP, c.VERSION, api.ns, PLURAL[kind], body)
 
-
-def _secret(api: Api, name: str, data: dict[str, bytes]) -> None:
-    body = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), data={k: base64.b64encode(v).decode() for k, v in data.items()})
-    api.core.create_namespaced_secret(api.ns, body)
 
 
 # (object, the reason its Ready must carry): admitted, then judged by the operator
