@@ -4,7 +4,8 @@ operator's peak RSS and CPU seconds beside this process's (the dev cluster's, an
 the operator's API requests and writes per SSVM by verb and resource (the dev cluster's request log, or
 kube-apiserver's audit log with `--control-plane real`). `--guests none` runs the in-memory VM backend
 (no guests: the control loop alone); `--guests sim` runs the KubeVirt simulator and simulated guests
-(real SSH, the real agent), and counts SSH sessions per SSVM. Several N in one run print the growth:
+(real SSH, the real agent), counts SSH sessions per SSVM, and waits until every store is mounted too
+(requests are counted up to the last mark). Several N in one run print the growth:
 time and requests per SSVM against N. JSON, then a table.
 
   .venv/bin/python bench/scale_bench.py [--zones 100 300] [--stores 1] [--guests none|sim] [--control-plane dev|real]
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from ssvm_operator import constants as c  # noqa: E402
 from bench.reconcile_bench import Plane, control_plane  # noqa: E402
+from ssvm_operator.backends.memory import load_saved_vms  # noqa: E402
 from ssvm_devcluster.sim_guests import GuestSimConfig, GuestSimulator  # noqa: E402
 from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator  # noqa: E402
 from ssvm_operator.agent import cli as agent_cli  # noqa: E402
@@ -67,24 +69,23 @@ def count_sessions() -> Counter:
 def _vm_count(api: Api, guests: str, vms_path: pathlib.Path) -> int:
     if guests == "sim":
         return len(api.custom.list_namespaced_custom_object("kubevirt.io", "v1", api.ns, "virtualmachines")["items"])
-    try:
-        return len(json.loads(vms_path.read_text())) if vms_path.exists() else 0
-    except ValueError:
-        return 0   # the operator is replacing the file this very moment
+    return len(load_saved_vms(str(vms_path)))
 
 
-def run_once(kind: str, zones: int, stores: int, guests: str, timeout: float, sessions: Counter) -> dict[str, Any]:
+def run_once(kind: str, zones: int, stores: int, guests: str, timeout: float, sessions: Counter,
+             request_log: pathlib.Path | None = None) -> dict[str, Any]:
     sessions.clear()
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
         sims = [] if guests == "none" else [
             KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2)), GuestSimulator(GuestSimConfig(state_root=f"{tmp}/guests", copy_port=0))]
         override = ["--backend-override", f"memory:{tmp}/vms.json"] if guests == "none" else []
         with control_plane(kind, pathlib.Path(tmp), sims, BENCH_AGENT) as plane:
-            return {"controlPlane": kind, **_measure(plane, pathlib.Path(tmp), zones, stores, guests, override, timeout, sessions)}
+            return {"controlPlane": kind, **_measure(plane, pathlib.Path(tmp), zones, stores, guests, override, timeout, sessions,
+                                                     request_log)}
 
 
 def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: str, override: list[str], timeout: float,
-             sessions: Counter) -> dict[str, Any]:
+             sessions: Counter, request_log: pathlib.Path | None) -> dict[str, Any]:
     api = plane.api
     log = tmp / "operator.log"
     proc = start_with_kubeconfig([sys.executable, "-m", "ssvm_operator.cli", "run", "-n", api.ns, "--liveness", "none",
@@ -102,7 +103,8 @@ def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: s
         want = zones * stores
         marks: dict[str, float] = {}
         vms_path = tmp / "vms.json"
-        while len(marks) < 3:
+        goal = 4 if guests == "sim" else 3   # with guests, converged means every store mounted too
+        while len(marks) < goal:
             now = time.monotonic() - started
             if now > timeout:
                 raise RuntimeError(f"not converged in {timeout:g} s: {marks}; log tail:\n{log.read_text()[-2000:]}")
@@ -114,7 +116,10 @@ def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: s
                 ready = sum(1 for z in api.list(c.ZONE_PLURAL) if any(
                     x["type"] == "Ready" and x["status"] == "True" for x in (z.get("status") or {}).get("conditions") or []))
                 if ready == zones:
-                    marks["zonesReady"] = now
+                    marks.setdefault("zonesReady", now)
+            if "zonesReady" in marks and goal == 4 and sum(1 for x in api.list(c.IMAGESTORE_PLURAL) if any(
+                    y["type"] == "Ready" and y["status"] == "True" for y in (x.get("status") or {}).get("conditions") or [])) == want:
+                marks["storesMounted"] = now
             time.sleep(0.5)
         rss, cpu_op = _proc_stats(proc.pid)
         cpu_dev = _self_cpu() - cpu_dev0
@@ -123,6 +128,9 @@ def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: s
     finally:
         stop_process(proc, grace=30)
     ssvms = want
+    if request_log is not None:   # the operator's requests in order, to see what wrote what and when
+        request_log.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    failed = sum(1 for e in entries if (e.get("code") or 200) >= 400)
     by_verb = Counter(f"{e['verb']} {e['resource']}{'/' + e['subresource'] if e['subresource'] else ''}" for e in entries)
     writes = sum(n for k, n in by_verb.items() if k.split()[0] in WRITES)
     return {
@@ -131,6 +139,7 @@ def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: s
         "operator": {"peakRssMiB": round(rss, 1), "cpuSeconds": round(cpu_op, 1)},
         "thisProcessCpuSeconds": round(cpu_dev, 1),
         "requestsPerSSVM": round(len(entries) / ssvms, 1), "writesPerSSVM": round(writes / ssvms, 1),
+        "failedRequestsPerSSVM": round(failed / ssvms, 2),
         "byVerb": {k: round(n / ssvms, 2) for k, n in by_verb.most_common()},
         "sshSessionsPerSSVM": round(sum(ssh.values()) / ssvms, 1),
         "sshByAction": {k: round(n / ssvms, 2) for k, n in sorted(ssh.items())},
@@ -146,17 +155,18 @@ def main() -> int:
     parser.add_argument("--guests", choices=("none", "sim"), default="none",
                         help="none: the in-memory VM backend; sim: the KubeVirt simulator and simulated guests")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--request-log", type=pathlib.Path, help="write the last run's operator requests here, one JSON line each")
     args = parser.parse_args()
     sessions = count_sessions()
-    results = [run_once(args.control_plane, n, args.stores, args.guests, args.timeout, sessions) for n in args.zones]
+    results = [run_once(args.control_plane, n, args.stores, args.guests, args.timeout, sessions, args.request_log) for n in args.zones]
     print(json.dumps(results, indent=2))
     print()
-    print(f"{'zones':>6} {'SSVMs':>6} {'objects s':>10} {'VMs s':>7} {'Ready s':>8} {'s/SSVM':>7} {'req/SSVM':>9} "
+    print(f"{'zones':>6} {'SSVMs':>6} {'objects s':>10} {'VMs s':>7} {'Ready s':>8} {'mounted s':>10} {'s/SSVM':>7} {'req/SSVM':>9} "
           f"{'writes/SSVM':>12} {'SSH/SSVM':>9} {'op RSS MiB':>11} {'op CPU s':>9} {'bench CPU s':>11}")
     for r in results:
         t = r["secondsTo"]
-        print(f"{r['zones']:>6} {r['ssvms']:>6} {t['ssvmObjects']:>10} {t['vms']:>7} {t['zonesReady']:>8} "
-              f"{t['zonesReady'] / r['ssvms']:>7.3f} {r['requestsPerSSVM']:>9} {r['writesPerSSVM']:>12} {r['sshSessionsPerSSVM']:>9} "
+        print(f"{r['zones']:>6} {r['ssvms']:>6} {t['ssvmObjects']:>10} {t['vms']:>7} {t['zonesReady']:>8} {t.get('storesMounted', '-'):>10} "
+              f"{t.get('storesMounted', t['zonesReady']) / r['ssvms']:>7.3f} {r['requestsPerSSVM']:>9} {r['writesPerSSVM']:>12} {r['sshSessionsPerSSVM']:>9} "
               f"{r['operator']['peakRssMiB']:>11} {r['operator']['cpuSeconds']:>9} {r['thisProcessCpuSeconds']:>11}")
     print()
     print("most requests per SSVM (last run):", ", ".join(f"{k} {v}" for k, v in list(results[-1]["byVerb"].items())[:8]))

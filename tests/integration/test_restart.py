@@ -1,12 +1,12 @@
 """An operator killed in the middle of creating SSVMs and started again leaves exactly the expected objects and VMs."""
 from __future__ import annotations
 
-import json
 import pathlib
 import signal
 import subprocess
 import sys
 
+from ssvm_operator.backends.memory import load_saved_vms
 from tests.processes import start_with_kubeconfig, stop_process
 import pytest
 
@@ -23,7 +23,7 @@ def start_operator(kubeconfig: str, namespace: str, state_file: pathlib.Path, lo
 
 
 def vms(state_file: pathlib.Path) -> set[str]:
-    return {vm["name"] for vm in json.loads(state_file.read_text())} if state_file.exists() else set()
+    return {name for _, name in load_saved_vms(str(state_file))}
 
 
 def test_restart_mid_creation_creates_no_duplicates(api, cluster, tmp_path):

@@ -1,8 +1,9 @@
 """An in-memory VM backend: a real state machine behind the VMBackend interface, for tests and demos.
 
 VMs move through configurable boot steps on a clock (wall time, or a manual one in unit tests);
-failures can be injected per operation and per VM; an optional JSON file keeps the VMs across an
-operator restart, so a restarted operator finds the VMs it made. Nothing here returns canned values:
+failures can be injected per operation and per VM; an optional journal file (one JSON line per change,
+compacted as it grows) keeps the VMs across an operator restart, so a restarted operator finds the VMs
+it made. Nothing here returns canned values:
 every answer is the machine's current state.
 """
 from __future__ import annotations
@@ -84,6 +85,7 @@ class MemoryBackend:
         self._failures: list[_Failure] = []
         self._boot_failures: dict[str, tuple[str, int]] = {}
         self._listeners: list[Listener] = []
+        self._journal_lines = 0
         self._load()
 
     # --- test controls ---
@@ -155,7 +157,7 @@ class MemoryBackend:
     async def destroy(self, namespace: str, name: str) -> None:
         self._call("destroy", name)
         if self.vms.pop((namespace, name), None) is not None:
-            self._save()
+            self._save({"gone": [namespace, name]})
             self._notify(namespace, name)
 
     async def observe(self, namespace: str, name: str) -> ObservedVM:
@@ -226,7 +228,7 @@ class MemoryBackend:
                 raise BackendError(failure.reason, failure.message, retry_after=0.2)
 
     def _changed(self, vm: MemoryVM) -> None:
-        self._save()
+        self._save({"vm": vm.__dict__})
         self._notify(vm.namespace, vm.name)
         if not self._listeners:
             return
@@ -245,18 +247,43 @@ class MemoryBackend:
 
     # --- persistence across operator restarts ---
     def _load(self) -> None:
-        if not self.state_path or not os.path.exists(self.state_path):
-            return
-        with open(self.state_path) as f:
-            for raw in json.load(f):
-                vm = MemoryVM(raw["namespace"], raw["name"], raw["running"], [tuple(s) for s in raw["steps"]],
-                              raw["instance"], raw.get("failed_reason", ""), raw.get("spec_hash", ""), raw.get("instance_hash", ""))
-                self.vms[(vm.namespace, vm.name)] = vm
+        if self.state_path and os.path.exists(self.state_path):
+            self.vms.update(load_saved_vms(self.state_path))
+            self._journal_lines = 1 << 31   # the next change rewrites the file whole (a torn last line goes with it)
 
-    def _save(self) -> None:
+    def _save(self, change: dict[str, Any]) -> None:
+        """Appends one change (O(1), durable before the call returns); rewrites the file whole once the
+        journal is twice as long as the VMs it describes."""
         if not self.state_path:
             return
-        tmp = f"{self.state_path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump([vm.__dict__ for vm in self.vms.values()], f)
-        os.replace(tmp, self.state_path)   # atomic: a killed operator leaves the old or the new file
+        if self._journal_lines > 2 * len(self.vms) + 100 or not os.path.exists(self.state_path):
+            tmp = f"{self.state_path}.tmp"
+            with open(tmp, "w") as f:
+                f.writelines(json.dumps({"vm": vm.__dict__}) + "\n" for vm in self.vms.values())
+            os.replace(tmp, self.state_path)   # atomic: a killed operator leaves the old or the new file
+            self._journal_lines = len(self.vms)
+            return
+        with open(self.state_path, "a") as f:
+            f.write(json.dumps(change) + "\n")
+        self._journal_lines += 1
+
+
+def load_saved_vms(path: str) -> dict[tuple[str, str], MemoryVM]:
+    """The VMs a journal describes; a last line cut short by a kill is ignored."""
+    vms: dict[tuple[str, str], MemoryVM] = {}
+    if not os.path.exists(path):
+        return vms
+    with open(path) as f:
+        for line in f:
+            try:
+                change = json.loads(line)
+            except ValueError:
+                continue
+            if "gone" in change:
+                vms.pop(tuple(change["gone"]), None)
+                continue
+            raw = change["vm"]
+            vm = MemoryVM(raw["namespace"], raw["name"], raw["running"], [tuple(s) for s in raw["steps"]], raw["instance"],
+                          raw.get("failed_reason", ""), raw.get("spec_hash", ""), raw.get("instance_hash", ""))
+            vms[(vm.namespace, vm.name)] = vm
+    return vms

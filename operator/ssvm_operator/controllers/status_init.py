@@ -1,13 +1,14 @@
-"""Status initialisation: every condition an object will carry is present (Unknown) from the first moment.
+"""Status initialisation's safety net: every condition an object will carry is present (Unknown) even
+when no controller writes to it (its reconcile fails before it can say anything).
 
-The reconcile handlers of each kind refine these; this guarantees `status` is never empty, even for an
-object whose reconcile fails before it can say anything. It runs on watch events (kopf stores nothing
-for those: no annotation write per object or per spec change) and writes through the status writer
-only what is missing.
+The status writer completes every write with the missing conditions, so the usual first write of a
+controller initialises the object at no extra cost. This handler, on watch events (kopf stores nothing
+for those), waits `grace` seconds for such a write; only an object nobody has written to by then is read
+and written. An ImageStore's observedGeneration, which no reconciler owns, is written at once.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
 from typing import Any
 
 import kopf
@@ -17,53 +18,64 @@ from ssvm_operator.api.crd import KINDS
 from ssvm_operator.controllers import ids
 from ssvm_operator.kube.client import ApiError
 from ssvm_operator.kube.context import Kube
-from ssvm_operator.model.conditions import initial_conditions
+from ssvm_operator.model.initial_status import kind_initial_status_patch
 
-# Kinds whose reconcile loop writes observedGeneration itself, once it has acted on that generation:
-# setting it here, before they have, would tell Argo CD and `kubectl wait` a change is done when it is not.
-GENERATION_OWNED = frozenset({c.ZONE_KIND, c.SSVM_KIND})
 # Kinds kopf puts its finalizer on: their first status write waits for it (kopf adds it in the same cycle,
 # with a patch that fails if the object changed in between).
 FINALIZED = frozenset({c.ZONE_KIND, c.SSVM_KIND})
-
-
-def initial_status_patch(status: Mapping[str, Any], meta: Mapping[str, Any], types: Iterable[str],
-                         owns_generation: bool = True) -> dict[str, Any]:
-    """The missing conditions (Unknown, Initializing) and, where this kind lets it, observedGeneration; {} when none."""
-    generation = meta.get("generation")
-    conditions = initial_conditions(status.get("conditions"), types, generation)
-    patch: dict[str, Any] = {}
-    if conditions != list(status.get("conditions") or []):
-        patch["conditions"] = conditions
-        if owns_generation or "observedGeneration" not in status:
-            patch["observedGeneration"] = generation
-    elif owns_generation and status.get("observedGeneration") != generation:
-        # generation alone: rewriting the (possibly stale) condition list would undo the reconcilers' newer writes
-        patch["observedGeneration"] = generation
-    return patch
+GRACE = 15.0   # seconds a controller has to write an object's first status before this handler does (long: under load too)
 
 
 class StatusInitializer:
-    def __init__(self, kube: Kube, plural: str, types: tuple[str, ...], owns_generation: bool, finalized: bool) -> None:
-        self.kube, self.plural, self.types, self.owns_generation, self.finalized = kube, plural, types, owns_generation, finalized
+    def __init__(self, kube: Kube, kind: str, plural: str, grace: float = GRACE) -> None:
+        self.kube, self.kind, self.plural, self.grace = kube, kind, plural, grace
+        self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
 
-    def compute(self, status: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
-        return initial_status_patch(status, body["metadata"], self.types, self.owns_generation)
+    def compute(self, status: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        meta = body["metadata"]
+        if self.kind in FINALIZED and c.FINALIZER not in (meta.get("finalizers") or ()) and not meta.get("deletionTimestamp"):
+            return {}   # kopf's finalizer patch comes first; its event brings this handler again
+        return kind_initial_status_patch(self.kind, status, meta)
 
     async def on_event(self, type: str | None, body: kopf.Body, **_: Any) -> None:
         meta = body.get("metadata", {})
-        if type == "DELETED" or not meta.get("namespace") or not self.compute(body.get("status") or {}, body):
-            return   # the usual case: a cheap look at the event's body, no request
-        if self.finalized and c.FINALIZER not in (meta.get("finalizers") or ()) and not meta.get("deletionTimestamp"):
-            return   # kopf's finalizer patch comes first; its event brings this handler again
+        namespace, name = meta.get("namespace"), meta.get("name")
+        if not namespace:
+            return
+        key = (namespace, name)
+        if type == "DELETED":
+            self.kube.status.forget(self.kind, namespace, name)
+        patch = {} if type == "DELETED" else kind_initial_status_patch(self.kind, body.get("status") or {}, meta)
+        if not patch:   # the usual case: a cheap look at the event's body, no request
+            task = self._pending.pop(key, None)
+            if task is not None:
+                task.cancel()
+            return
+        if "conditions" not in patch:   # a new generation of a kind whose observedGeneration is ours: nothing to wait for
+            await self._write(dict(body))
+        elif key not in self._pending:
+            self._pending[key] = asyncio.create_task(self._after_grace(key), name=f"status-init {self.kind} {namespace}/{name}")
+
+    async def _after_grace(self, key: tuple[str, str]) -> None:
         try:
-            await self.kube.status.write(self.plural, dict(body), self.compute)
+            await asyncio.sleep(self.grace)
+            if self.kube.status.has_written(self.kind, *key):
+                return   # a controller did write (it carried every condition); the watch lags behind
+            await self._write(await self.kube.status.read(self.plural, *key))
+        except ApiError:
+            pass   # the object's next event brings this handler again
+        finally:
+            if self._pending.get(key) is asyncio.current_task():
+                del self._pending[key]
+
+    async def _write(self, body: dict[str, Any] | None) -> None:
+        try:
+            await self.kube.status.write(self.plural, body, self.compute)
         except ApiError:
             pass   # the object's next event brings this handler again
 
 
 def register(registry: kopf.OperatorRegistry, kube: Kube) -> None:
     for info in KINDS:
-        init = StatusInitializer(kube, info.plural, tuple(info.model.CONDITIONS), info.kind not in GENERATION_OWNED,
-                                 info.kind in FINALIZED)
+        init = StatusInitializer(kube, info.kind, info.plural)
         kopf.on.event(c.GROUP, c.VERSION, info.plural, id=ids.INIT_STATUS[info.kind], registry=registry)(init.on_event)

@@ -1,6 +1,7 @@
 """The one status writer: read, compute, patch with the resourceVersion computed from, and on a conflict
-compute again on a fresh read. Each answer goes to the unseen-writes record, so loops that read a
-lagging view use it instead."""
+compute again on a fresh read. Each write also carries the conditions the object does not have yet
+(Unknown), so the first write to an object initialises it. Each answer goes to the unseen-writes record,
+so loops that read a lagging view use it instead."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -9,6 +10,7 @@ from typing import Any
 from ssvm_operator import constants as c
 from ssvm_operator.kube.client import ApiError, KubeClient
 from ssvm_operator.kube.unseen import UnseenWrites
+from ssvm_operator.model.initial_status import completed_status_patch
 
 Compute = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]   # (status, body) -> status patch
 KIND_OF = {c.ZONE_PLURAL: c.ZONE_KIND, c.IMAGESTORE_PLURAL: c.IMAGESTORE_KIND, c.SSVM_PLURAL: c.SSVM_KIND}
@@ -17,6 +19,14 @@ KIND_OF = {c.ZONE_PLURAL: c.ZONE_KIND, c.IMAGESTORE_PLURAL: c.IMAGESTORE_KIND, c
 class StatusWriter:
     def __init__(self, client: KubeClient, unseen: UnseenWrites, attempts: int = 4) -> None:
         self.client, self.unseen, self.attempts = client, unseen, attempts
+        self._written: set[tuple[str, str, str]] = set()   # (kind, namespace, name) this process wrote a status to
+
+    def has_written(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether this process wrote the object's status (so it carries every condition of its kind)."""
+        return (kind, namespace, name) in self._written
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        self._written.discard((kind, namespace, name))
 
     async def read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.client.get(plural, namespace, name)
@@ -35,9 +45,11 @@ class StatusWriter:
         for _ in range(self.attempts):
             if current is None or current["metadata"].get("deletionTimestamp"):
                 return {}
-            patch = compute(dict(current.get("status") or {}), current)
+            status = dict(current.get("status") or {})
+            patch = compute(status, current)
             if not patch:
                 return {}
+            patch = completed_status_patch(kind, status, current["metadata"], patch)
             before = current["metadata"].get("resourceVersion")
             try:
                 response = await self.client.patch_status(plural, namespace, name, patch, before)
@@ -46,6 +58,7 @@ class StatusWriter:
                     raise
             else:
                 self.unseen.record(kind, namespace, name, (known, before), response)
+                self._written.add((kind, namespace, name))
                 return patch
             current = await self.read(plural, namespace, name)
         return {}

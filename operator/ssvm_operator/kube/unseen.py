@@ -39,6 +39,7 @@ class UnseenWrites:
     def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self.clock = ttl, clock
         self._writes: dict[Key, _Entry] = {}
+        self._created: dict[tuple[str, str, str], set[str]] = {}   # (kind, namespace, owner) -> names: no scan of all writes
         self._acted: dict[Key, dict[str, str]] = {}
 
     # --- writes ---
@@ -49,12 +50,25 @@ class UnseenWrites:
         previous = self._writes.get(key)
         stale = (previous.stale if previous else set()) | {rv for rv in written_over if rv}
         group = (namespace, created_for) if created_for else (previous.group if previous else None)
+        if previous is not None and previous.group not in (None, group):
+            self._drop(key)
         self._writes[key] = _Entry(copy.deepcopy(dict(response)), stale, self.clock(), group)
+        if group is not None:
+            self._created.setdefault((kind, *group), set()).add(name)
+
+    def _drop(self, key: Key) -> None:
+        entry = self._writes.pop(key, None)
+        if entry is not None and entry.group is not None:
+            names = self._created.get((key[0], *entry.group))
+            if names is not None:
+                names.discard(key[2])
+                if not names:
+                    del self._created[(key[0], *entry.group)]
 
     def _live(self, key: Key) -> _Entry | None:
         entry = self._writes.get(key)
         if entry is not None and self.clock() - entry.at > self.ttl:
-            del self._writes[key]
+            self._drop(key)
             return None
         return entry
 
@@ -67,16 +81,16 @@ class UnseenWrites:
         if rv in entry.stale or _older(rv, _rv(entry.response)):
             return copy.deepcopy(entry.response)
         if rv != _rv(entry.response):
-            del self._writes[(kind, namespace, name)]   # the view has moved past our write
+            self._drop((kind, namespace, name))   # the view has moved past our write
         return body
 
     def created_not_listed(self, kind: str, namespace: str, owner: str, listed: Iterable[str]) -> list[dict[str, Any]]:
         """Objects we created for `owner` that an index does not list yet."""
         shown = set(listed)
         out = []
-        for (k, ns, name), _ in list(self._writes.items()):
-            entry = self._live((k, ns, name))
-            if entry is not None and k == kind and entry.group == (namespace, owner) and name not in shown:
+        for name in sorted(self._created.get((kind, namespace, owner), ())):
+            entry = self._live((kind, namespace, name))
+            if entry is not None and name not in shown:
                 out.append(copy.deepcopy(entry.response))
         return out
 
@@ -88,9 +102,9 @@ class UnseenWrites:
         return bool(token) and self._acted.get((kind, namespace, name), {}).get(what) == token
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
-        self._writes.pop((kind, namespace, name), None)
+        self._drop((kind, namespace, name))
         self._acted.pop((kind, namespace, name), None)
 
     def forget_owner(self, kind: str, namespace: str, owner: str) -> None:
-        for key in [k for k, e in self._writes.items() if k[0] == kind and e.group == (namespace, owner)]:
-            del self._writes[key]
+        for name in list(self._created.get((kind, namespace, owner), ())):
+            self._drop((kind, namespace, name))

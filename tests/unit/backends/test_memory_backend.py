@@ -7,7 +7,7 @@ from ssvm_operator.backends.base import BackendError, VMBackend
 
 from ssvm_operator.model.vm import VMPhase, VMRequest
 from tests.support.requests import vm_request
-from ssvm_operator.backends.memory import ManualClock, MemoryBackend
+from ssvm_operator.backends.memory import ManualClock, MemoryBackend, load_saved_vms
 
 P = VMPhase
 
@@ -153,3 +153,21 @@ def test_memory_vm_reports_its_spec_hash_and_restart_required():
         assert (seen.phase, seen.restart_required) == (VMPhase.RUNNING, False)
 
     asyncio.run(run())
+
+
+async def test_the_state_journal_appends_compacts_and_survives_a_torn_line(tmp_path, clock):
+    path = tmp_path / "vms.json"
+    one = MemoryBackend(clock=clock, state_path=str(path), step_seconds=1.0)
+    for i in range(60):
+        await one.ensure(request(f"vm{i}"))
+    for i in range(50):
+        await one.destroy("ns", f"vm{i}")
+    lines = path.read_text().splitlines()
+    assert len(lines) < 110 + 10, "the journal is compacted once it outgrows the VMs it describes"
+    assert {k[1] for k in load_saved_vms(str(path))} == {f"vm{i}" for i in range(50, 60)}
+    with open(path, "a") as f:
+        f.write('{"vm": {"namespace": "ns", "na')   # a kill in the middle of a line
+    two = MemoryBackend(clock=clock, state_path=str(path))
+    assert {k[1] for k in two.vms} == {f"vm{i}" for i in range(50, 60)}
+    await two.ensure(request("after"))
+    assert {k[1] for k in load_saved_vms(str(path))} == {f"vm{i}" for i in range(50, 60)} | {"after"}

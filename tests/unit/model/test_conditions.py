@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ssvm_operator.api import ImageStore, SecondaryStorageVM, Zone
 from ssvm_operator.model.conditions import find_condition, initial_conditions, set_condition
-from ssvm_operator.controllers.status_init import initial_status_patch
+from ssvm_operator.model.initial_status import initial_status_patch
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
 

@@ -102,6 +102,11 @@ class ZoneController:
         while not stopped:
             self.kube.wakeups.clear(key)
             delay = self.config.scan_interval
+            meta = body.get("metadata", {})
+            if c.FINALIZER not in (meta.get("finalizers") or ()) and not meta.get("deletionTimestamp"):
+                # kopf's finalizer patch is on its way (it fails if the zone moves first); its event wakes this loop
+                await self.kube.wakeups.sleep(key, delay, lambda: bool(stopped))
+                continue
             try:
                 zone = copy.deepcopy(dict(body))
                 stores = [copy.deepcopy(s) for s in stores_by_zone.get((namespace, name), [])]

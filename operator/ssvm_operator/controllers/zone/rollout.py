@@ -67,9 +67,9 @@ def plan_rollout(zone: ZoneView, ssvms: Sequence[SSVMView], desired_hashes: Mapp
     outdated = [s for s in live if s.up_to_date == "False" and s.name not in finished and not s.upgrading]
     current = sum(1 for s in live if s.up_to_date != "False" and s not in busy)
     progress = f"{current} of {len(live)} SSVM(s) up to date"
-    if not busy and not outdated:
+    if not busy and not outdated:   # no count in the message: SSVMs coming and going would rewrite it
         return RolloutPlan(finished=finished, condition=CondSpec(
-            ZONE_UP_TO_DATE, "True", UP_TO_DATE, f"{len(live)} SSVM(s) run the current template and offering."))
+            ZONE_UP_TO_DATE, "True", UP_TO_DATE, "Every SSVM runs the current template and offering."))
     if busy:
         names = ", ".join(s.name for s in busy)
         return RolloutPlan(finished=finished, condition=CondSpec(
