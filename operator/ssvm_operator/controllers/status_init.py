@@ -29,7 +29,8 @@ GRACE = 15.0   # seconds a controller has to write an object's first status befo
 class StatusInitializer:
     def __init__(self, kube: Kube, kind: str, plural: str, grace: float = GRACE) -> None:
         self.kube, self.kind, self.plural, self.grace = kube, kind, plural, grace
-        self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._pending: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._writing: set[asyncio.Task[None]] = set()
 
     def compute(self, status: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
@@ -47,26 +48,29 @@ class StatusInitializer:
             self.kube.status.forget(self.kind, namespace, name)
         patch = {} if type == "DELETED" else kind_initial_status_patch(self.kind, body.get("status") or {}, meta)
         if not patch:   # the usual case: a cheap look at the event's body, no request
-            task = self._pending.pop(key, None)
-            if task is not None:
-                task.cancel()
+            timer = self._pending.pop(key, None)
+            if timer is not None:
+                timer.cancel()
             return
         if "conditions" not in patch:   # a new generation of a kind whose observedGeneration is ours: nothing to wait for
             await self._write(dict(body))
         elif key not in self._pending:
-            self._pending[key] = asyncio.create_task(self._after_grace(key), name=f"status-init {self.kind} {namespace}/{name}")
+            # a timer, not a sleeping task: the operator's shutdown does not wait for it
+            self._pending[key] = asyncio.get_running_loop().call_later(self.grace, self._grace_over, key)
 
-    async def _after_grace(self, key: tuple[str, str]) -> None:
+    def _grace_over(self, key: tuple[str, str]) -> None:
+        self._pending.pop(key, None)
+        if not self.kube.status.has_written(self.kind, *key):   # else a controller wrote it; the watch lags behind
+            task = asyncio.get_running_loop().create_task(self._read_and_write(key), name=f"status-init {self.kind} {key[0]}/{key[1]}")
+            self._writing.add(task)   # held: the loop keeps only weak references to tasks
+            task.add_done_callback(self._writing.discard)
+
+    async def _read_and_write(self, key: tuple[str, str]) -> None:
         try:
-            await asyncio.sleep(self.grace)
-            if self.kube.status.has_written(self.kind, *key):
-                return   # a controller did write (it carried every condition); the watch lags behind
-            await self._write(await self.kube.status.read(self.plural, *key))
+            body = await self.kube.status.read(self.plural, *key)
         except ApiError:
-            pass   # the object's next event brings this handler again
-        finally:
-            if self._pending.get(key) is asyncio.current_task():
-                del self._pending[key]
+            return   # the object's next event brings this handler again
+        await self._write(body)
 
     async def _write(self, body: dict[str, Any] | None) -> None:
         try:
