@@ -76,15 +76,21 @@ class KubeVirtBackend:
         return await self.observe(request.namespace, request.name)
 
     async def _ensure_secret(self, namespace: str, secret: dict[str, Any]) -> None:
+        """The Secret exists with this content when this returns: the VM is never created without it."""
         name = secret["metadata"]["name"]
         try:
-            if await self.kube.create_secret(namespace, secret) is not None:
-                return
-            current = await self.kube.read_secret(namespace, name)
-            body = {**secret, "metadata": {**secret["metadata"], "resourceVersion": (current or {}).get("metadata", {}).get("resourceVersion")}}
-            await self.kube.replace_secret(namespace, body)   # stringData replaces the content whole
+            for _ in range(3):
+                if await self.kube.create_secret(namespace, secret) is not None:
+                    return
+                current = await self.kube.read_secret(namespace, name)
+                if current is None:
+                    continue   # the create's 409 was a conflict, not an existing Secret: create again
+                body = {**secret, "metadata": {**secret["metadata"], "resourceVersion": current["metadata"].get("resourceVersion")}}
+                if await self.kube.replace_secret(namespace, body) is not None:   # stringData replaces the content whole
+                    return
         except ApiError as e:
             raise _backend_error(e, f"write secrets/{name}") from None
+        raise BackendError("Conflict", f"write secrets/{name}: another writer kept changing it", retry_after=1.0)
 
     async def start(self, namespace: str, name: str) -> None:
         await self._patch_vm(namespace, name, {"spec": {"runStrategy": "Always", "running": None}})
