@@ -79,13 +79,14 @@ tests/chart/test_rbac.py derives them from the API calls of a run against the de
 - apiGroups: [ssvm.io]
   resources: [zones/status, imagestores/status, secondarystoragevms/status]
   verbs: [patch]
+# VMs and their instances are watched (observing one costs no request) and read when not seen yet
 - apiGroups: [kubevirt.io]
   resources: [virtualmachines]
-  verbs: [get, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # a reboot deletes the running instance; KubeVirt starts a new one (runStrategy Always)
 - apiGroups: [kubevirt.io]
   resources: [virtualmachineinstances]
-  verbs: [get, delete]
+  verbs: [get, list, watch, delete]
 # cloud-init user data and SSH keys of each SSVM; update promotes the next operator key during a rotation
 - apiGroups: [""]
   resources: [secrets]

@@ -48,13 +48,13 @@ class UnimplementedBackend:
         raise self._refuse()
 
 
-def _kubevirt_factory(api_client: Any) -> Callable[[], VMBackend]:
+def _kubevirt_factory(api_client: Any, vm_cache: Any = None) -> Callable[[], VMBackend]:
     def make() -> VMBackend:
         try:
             from ssvm_operator.backends.kubevirt.backend import KubeVirtBackend
         except ImportError as e:  # a build without the kubevirt backend still runs the rest
             return UnimplementedBackend("kubevirt", f"the kubevirt backend is not available in this build: {e}")
-        return KubeVirtBackend(api_client)
+        return KubeVirtBackend(api_client, cache=vm_cache)
     return make
 
 
@@ -73,9 +73,10 @@ class BackendRegistry:
         self.guest_channels: Any = None
 
     @classmethod
-    def default(cls, api_client: Any = None, override: VMBackend | None = None) -> "BackendRegistry":
+    def default(cls, api_client: Any = None, override: VMBackend | None = None, vm_cache: Any = None) -> "BackendRegistry":
+        """`vm_cache`: the KubeVirt backend's view of VMs and instances, fed by the operator's watch."""
         return cls({
-            "kubevirt": _kubevirt_factory(api_client),
+            "kubevirt": _kubevirt_factory(api_client, vm_cache),
             "external": _external,
         }, override)
 

@@ -23,6 +23,8 @@ SSVMS_INDEX = "ssvms_by_zone"
 SSVM_EVENT = "ssvm-wake"
 SSVM_LIFECYCLE = "ssvm-lifecycle"
 SSVM_FINALIZER = "ssvm-destroy-vm"
+VM_EVENT = "kubevirt-vm-seen"
+VMI_EVENT = "kubevirt-vmi-seen"
 
 # guest controller
 MESH_INDEX = "ssvm_mesh"
@@ -32,7 +34,7 @@ GUEST_STORE_EVENT = "imagestore-guest-wake"
 GUEST_WORKER = "ssvm-guest-ops"
 
 # Event handlers that run on every watch event (waking a loop, filling in a missing condition): their success is not logged.
-WAKE_HANDLERS = (ZONE_EVENT, STORE_EVENT, SSVM_EVENT, GUEST_SSVM_EVENT, GUEST_ZONE_EVENT, GUEST_STORE_EVENT, *INIT_STATUS.values())
+WAKE_HANDLERS = (ZONE_EVENT, STORE_EVENT, SSVM_EVENT, VM_EVENT, VMI_EVENT, GUEST_SSVM_EVENT, GUEST_ZONE_EVENT, GUEST_STORE_EVENT, *INIT_STATUS.values())
 
 # Stopping daemons (operator exit, object deletion): a daemon asleep notices its stop flag within a second and
 # ends on its own; one still busy is cancelled after DAEMON_EXIT_GRACE and abandoned after DAEMON_CANCEL_TIMEOUT more.

@@ -11,6 +11,7 @@ import kopf
 
 from ssvm_operator import constants as c
 from ssvm_operator.backends.base import BackendError, VMBackend
+from ssvm_operator.backends.kubevirt.cache import VMCache
 from ssvm_operator.backends.registry import BackendRegistry, backend_from_override
 from ssvm_operator.controllers import kopf_settings, status_init
 from ssvm_operator.controllers.guest.cluster import KubeCluster
@@ -61,10 +62,12 @@ def build_registry(options: OperatorOptions | None = None) -> kopf.OperatorRegis
         logging.getLogger("paramiko").setLevel(logging.WARNING)
     kube = Kube.connect(options.api_client)
     override = options.backend if options.backend is not None else backend_from_override(options.config.backend_override)
-    backends = BackendRegistry.default(kube.client, override)
-    if override is not None and hasattr(override, "subscribe"):
-        # the backend tells when a VM changes phase: the SSVM's loop wakes instead of polling
-        override.subscribe(lambda namespace, name: kube.wakeups.wake((c.SSVM_KIND, namespace, name)))
+    vm_cache = VMCache() if override is None else None   # the KubeVirt backend observes VMs through the watch
+    backends = BackendRegistry.default(kube.client, override, vm_cache)
+    for source in (override, vm_cache):
+        if source is not None and hasattr(source, "subscribe"):
+            # the backend tells when a VM changes phase: the SSVM's loop wakes instead of polling
+            source.subscribe(lambda namespace, name: kube.wakeups.wake((c.SSVM_KIND, namespace, name)))
     # guest operations are off for the in-memory backend (its VMs have no guests), unless a test hands a channel in
     guests = options.guest_channel is not None or getattr(override, "name", "") != "memory"
 
@@ -95,6 +98,6 @@ def build_registry(options: OperatorOptions | None = None) -> kopf.OperatorRegis
     else:
         ssvm_controller = SSVMController(kube, backends, options.config, gate, requests)
     ZoneController(kube, backends, options.config).register(registry)
-    ssvm_controller.register(registry)
+    ssvm_controller.register(registry, vm_cache)
     log.info("guest operations %s", "on: SSH start gate on the guest port" if guests else "off (the backend's VMs have no guests)")
     return registry

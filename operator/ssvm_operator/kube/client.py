@@ -24,6 +24,9 @@ class ApiError(Exception):
         self.status, self.reason, self.message = status, reason, message
 
 
+DISCOVERY_TTL = 10.0   # seconds one API discovery answer is reused (KubeVirt or CDI installed later shows within it)
+
+
 def load_api_client() -> k8s.ApiClient:
     """In-cluster service account, else the current kubeconfig (as kopf itself logs in)."""
     from kubernetes import config
@@ -51,6 +54,8 @@ class KubeClient:
         self.core = k8s.CoreV1Api(self.api_client)
         self.apis = k8s.ApisApi(self.api_client)
         self.timeout = timeout
+        self._discovery: tuple[float, dict[str, list[str]]] | None = None
+        self._discovering: asyncio.Future[dict[str, list[str]]] | None = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -112,9 +117,26 @@ class KubeClient:
                                 body, _content_type=MERGE_PATCH)
 
     async def served_groups(self) -> dict[str, list[str]]:
-        """API discovery: group -> the versions it serves."""
-        groups = await self._call(self.apis.get_api_versions)
-        return {g.name: [v.version for v in (g.versions or [])] for g in (groups.groups or [])}
+        """API discovery: group -> the versions it serves; one answer serves every caller for DISCOVERY_TTL seconds."""
+        loop = asyncio.get_running_loop()
+        if self._discovery is not None and loop.time() - self._discovery[0] < DISCOVERY_TTL:
+            return self._discovery[1]
+        if self._discovering is not None and self._discovering.get_loop() is loop and not self._discovering.done():
+            return await asyncio.shield(self._discovering)   # one request in flight for all the zones asking
+        future = self._discovering = loop.create_future()
+        try:
+            groups = await self._call(self.apis.get_api_versions)
+        except Exception as e:
+            future.set_exception(e)
+            future.exception()   # the waiters see it; nobody else needs to
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        served = {g.name: [v.version for v in (g.versions or [])] for g in (groups.groups or [])}
+        self._discovery = (loop.time(), served)
+        future.set_result(served)
+        return served
 
     # --- Secrets: None for a missing one, or for a create/replace that lost to another writer ---
     def _plain(self, obj: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from ssvm_operator.backends.base import BackendError
 from ssvm_operator.backends.kubevirt import models as m
+from ssvm_operator.backends.kubevirt.cache import ABSENT, VMCache
 from ssvm_operator.backends.kubevirt.manifests import ManifestError, build_cloudinit_secret, build_virtual_machine, effective_template, secret_name
 from ssvm_operator.backends.kubevirt.observe import observe_objects
 from ssvm_operator.backends.kubevirt.userdata import AgentPayload
@@ -21,13 +22,16 @@ KV = {"group": m.KUBEVIRT_GROUP, "version": m.KUBEVIRT_VERSION}
 
 class KubeVirtBackend:
     """VMBackend for KubeVirt. `client` is the operator's KubeClient (or a `kubernetes.client.ApiClient`
-    to build one from); `agent` is what cloud-init installs in the guest (the bundled zipapp when None)."""
+    to build one from); `agent` is what cloud-init installs in the guest (the bundled zipapp when None);
+    `cache` holds what the operator's watch of VMs and instances showed (without it, every look is a GET)."""
 
     name = "kubevirt"
 
-    def __init__(self, client: KubeClient | Any = None, *, agent: AgentPayload | None = None, timeout: float = 15.0) -> None:
+    def __init__(self, client: KubeClient | Any = None, *, agent: AgentPayload | None = None, timeout: float = 15.0,
+                 cache: VMCache | None = None) -> None:
         self.kube = client if isinstance(client, KubeClient) else KubeClient(client, timeout=timeout)
         self._agent = agent
+        self.cache = cache or VMCache()
 
     @property
     def agent(self) -> AgentPayload:
@@ -37,13 +41,18 @@ class KubeVirtBackend:
 
     async def _patch_vm(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self.kube.patch(m.VM_PLURAL, namespace, name, patch, **KV)
+            patched = await self.kube.patch(m.VM_PLURAL, namespace, name, patch, **KV)
+            self.cache.wrote(m.VM_PLURAL, patched)
+            return patched
         except ApiError as e:
             if e.status == 404:
                 raise BackendError("VMAbsent", f"VirtualMachine {namespace}/{name} does not exist") from None
             raise _backend_error(e, f"patch virtualmachines/{name}") from None
 
     async def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        cached = self.cache.lookup(plural, namespace, name)
+        if cached is not None:
+            return None if cached is ABSENT else cached
         try:
             return await self.kube.get(plural, namespace, name, **KV)
         except ApiError as e:
@@ -70,6 +79,7 @@ class KubeVirtBackend:
         except ApiError as e:
             raise _backend_error(e, f"create virtualmachines/{request.name}") from None
         if created is not None:
+            self.cache.wrote(m.VM_PLURAL, created)
             log.info("created VirtualMachine %s/%s", request.namespace, request.name)
         else:
             await self._patch_vm(request.namespace, request.name, _vm_update_patch(vm))
@@ -106,6 +116,7 @@ class KubeVirtBackend:
         if (vm.get("spec") or {}).get("runStrategy") != "Always":
             await self.start(namespace, name)
             return
+        self.cache.dropped(m.VMI_PLURAL, namespace, name)
         try:
             await self.kube.delete(m.VMI_PLURAL, namespace, name, propagation="Background", **KV)
         except ApiError as e:
@@ -115,6 +126,8 @@ class KubeVirtBackend:
         vm = await self._get(m.VM_PLURAL, namespace, name)
         # The Secret is owned by the SSVM (it outlives the VM otherwise): delete it with the VM.
         secret = _secret_of(vm) if vm else f"{name}-cloudinit"
+        self.cache.dropped(m.VM_PLURAL, namespace, name)
+        self.cache.dropped(m.VMI_PLURAL, namespace, name)
         try:
             await self.kube.delete(m.VM_PLURAL, namespace, name, propagation="Background", **KV)
             await self.kube.delete_secret(namespace, secret)

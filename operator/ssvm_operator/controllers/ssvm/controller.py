@@ -13,6 +13,8 @@ import kopf
 from ssvm_operator import constants as c
 from ssvm_operator import metrics
 from ssvm_operator.backends.base import BackendError
+from ssvm_operator.backends.kubevirt.cache import VMCache
+from ssvm_operator.backends.kubevirt.models import KUBEVIRT_GROUP, KUBEVIRT_VERSION, VM_PLURAL, VMI_PLURAL
 from ssvm_operator.backends.registry import BackendRegistry
 from ssvm_operator.controllers import ids
 from ssvm_operator.controllers.ssvm.reconcile import PassResult, SSVMReconciler, bind
@@ -112,7 +114,12 @@ class SSVMController:
         self.kube.wakeups.wake((c.ZONE_KIND, namespace, zone_name))
         logger.info("SSVM %s: VM destroyed", name)
 
-    def register(self, registry: kopf.OperatorRegistry) -> None:
+    def register(self, registry: kopf.OperatorRegistry, vm_cache: VMCache | None = None) -> None:
+        """`vm_cache`: fed here from the watch of KubeVirt VMs and instances (none with a backend override)."""
+        if vm_cache is not None:
+            for plural, handler_id in ((VM_PLURAL, ids.VM_EVENT), (VMI_PLURAL, ids.VMI_EVENT)):
+                kopf.on.event(KUBEVIRT_GROUP, KUBEVIRT_VERSION, plural, id=handler_id, registry=registry)(
+                    lambda type, body, plural=plural, **_: vm_cache.seen(plural, type, body))
         g, v, p = c.GROUP, c.VERSION, c.SSVM_PLURAL
         kopf.index(g, v, p, id=ids.SSVMS_INDEX, registry=registry)(index_ssvm)
         kopf.on.event(g, v, p, id=ids.SSVM_EVENT, registry=registry)(self.on_ssvm_event)

@@ -1,0 +1,52 @@
+"""The KubeVirt backend's watch-fed view of VMs: newer wins, our own writes are not undone by a lagging
+watch, deletions answer "absent", and what the backend dropped is read from the API again."""
+from __future__ import annotations
+
+from ssvm_operator.backends.kubevirt.cache import ABSENT, VMCache
+
+
+def vm(rv: int, phase: str = "Running", name: str = "z1-ssvm-1") -> dict:
+    return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": str(rv)}, "status": {"printableStatus": phase}}
+
+
+def test_unknown_objects_are_asked_for_and_watched_ones_are_answered():
+    cache, woken = VMCache(), []
+    cache.subscribe(lambda ns, name: woken.append(name))
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1") is None
+    cache.seen("virtualmachines", "ADDED", vm(5, "Starting"))
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1")["status"]["printableStatus"] == "Starting"
+    assert woken == ["z1-ssvm-1"], "a watch event wakes the SSVM's loop"
+
+
+def test_our_own_write_is_read_from_the_api_until_the_watch_shows_it():
+    cache = VMCache()
+    cache.seen("virtualmachines", "ADDED", vm(5, "Running"))
+    cache.wrote("virtualmachines", vm(9, "Stopped"))
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1") is None, "no watch event yet: ask the API"
+    cache.seen("virtualmachines", "MODIFIED", vm(7, "Running"))
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1") is None, "a lagging event does not undo our write"
+    cache.seen("virtualmachines", "DELETED", vm(8))
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1") is None, \
+        "the deletion of an earlier incarnation does not hide the VM created after it"
+    cache.seen("virtualmachines", "MODIFIED", vm(10, "Stopped"))
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1")["status"]["printableStatus"] == "Stopped"
+    cache.seen("virtualmachines", "DELETED", vm(12))
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1") is ABSENT
+
+
+def test_what_the_backend_dropped_is_read_again_and_older_events_stay_out():
+    cache = VMCache()
+    cache.seen("virtualmachineinstances", "ADDED", vm(20))
+    cache.dropped("virtualmachineinstances", "ns", "z1-ssvm-1")   # a reboot deleted the instance
+    assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1") is None
+    cache.seen("virtualmachineinstances", "MODIFIED", vm(19, "Running"))
+    assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1") is None, "an event older than the dropped object"
+    cache.seen("virtualmachineinstances", "ADDED", vm(25, "Scheduling"))
+    assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1")["status"]["printableStatus"] == "Scheduling"
+
+
+def test_lookups_are_copies():
+    cache = VMCache()
+    cache.seen("virtualmachines", "ADDED", vm(1))
+    cache.lookup("virtualmachines", "ns", "z1-ssvm-1")["status"]["printableStatus"] = "Changed"
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1")["status"]["printableStatus"] == "Running"
