@@ -44,7 +44,8 @@ class GuestSimConfig:
 
 def parse_user_data(text: str) -> tuple[str, str]:
     """(host private key, operator's authorised key line) from cloud-config user data."""
-    doc = yaml.safe_load(text.split("\n", 1)[1] if text.startswith("#cloud-config") else text) or {}
+    body = text.split("\n", 1)[1] if text.startswith("#cloud-config") else text
+    doc = yaml.load(body, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}   # libyaml: the agent's base64 is long
     private = next((v for k, v in (doc.get("ssh_keys") or {}).items() if k.endswith("_private")), None)
     authorized = next((f.get("content", "") for f in doc.get("write_files") or [] if f.get("path") == AUTHORIZED_KEYS_PATH), "")
     if not private or not authorized.strip():

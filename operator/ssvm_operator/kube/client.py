@@ -6,6 +6,8 @@ The `kubernetes` client is blocking; nothing else in the operator imports it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import os
 from typing import Any, Callable, TypeVar
 
@@ -24,6 +26,8 @@ class ApiError(Exception):
         self.status, self.reason, self.message = status, reason, message
 
 
+# API calls get threads of their own: in asyncio's default pool (6 threads on 2 cores) they queued behind SSH sessions
+API_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="kube-api")
 DISCOVERY_TTL = 10.0   # seconds one API discovery answer is reused (KubeVirt or CDI installed later shows within it)
 
 
@@ -44,7 +48,8 @@ async def call_in_thread(fn: Callable[..., T], *args: Any, timeout: float, **kwa
     """`fn(*args, **kwargs)` off the event loop: the client's request timeout plus an outer one a second
     longer, so neither a slow server nor a stuck socket holds a handler."""
     kwargs.setdefault("_request_timeout", timeout)
-    return await asyncio.wait_for(asyncio.to_thread(fn, *args, **kwargs), timeout=timeout + 1)
+    call = asyncio.get_running_loop().run_in_executor(API_THREADS, functools.partial(fn, *args, **kwargs))
+    return await asyncio.wait_for(call, timeout=timeout + 1)
 
 
 class KubeClient:
