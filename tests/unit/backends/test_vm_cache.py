@@ -50,3 +50,15 @@ def test_lookups_are_copies():
     cache.seen("virtualmachines", "ADDED", vm(1))
     cache.lookup("virtualmachines", "ns", "z1-ssvm-1")["status"]["printableStatus"] = "Changed"
     assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1")["status"]["printableStatus"] == "Running"
+
+
+def test_answers_expire_so_a_lost_deletion_costs_a_request_not_a_stale_vm():
+    now = [0.0]
+    cache = VMCache(ttl=30.0, clock=lambda: now[0])
+    cache.seen("virtualmachineinstances", "ADDED", vm(3, "Running"))
+    now[0] = 29.0
+    assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1") is not None
+    now[0] = 31.0   # the watch restarted and missed the deletion: no answer older than the ttl
+    assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1") is None
+    cache.seen("virtualmachineinstances", "DELETED", vm(4))
+    assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1") is ABSENT

@@ -118,7 +118,9 @@ class SSVMController:
         """`vm_cache`: fed here from the watch of KubeVirt VMs and instances (none with a backend override)."""
         if vm_cache is not None:
             for plural, handler_id in ((VM_PLURAL, ids.VM_EVENT), (VMI_PLURAL, ids.VMI_EVENT)):
-                kopf.on.event(KUBEVIRT_GROUP, KUBEVIRT_VERSION, plural, id=handler_id, registry=registry)(
+                # only the SSVMs' VMs (their instances carry the template's labels): a shared namespace's other VMs are not kept
+                kopf.on.event(KUBEVIRT_GROUP, KUBEVIRT_VERSION, plural, id=handler_id, registry=registry,
+                              labels={c.LABEL_SSVM: kopf.PRESENT})(
                     lambda type, body, plural=plural, **_: vm_cache.seen(plural, type, body))
         g, v, p = c.GROUP, c.VERSION, c.SSVM_PLURAL
         kopf.index(g, v, p, id=ids.SSVMS_INDEX, registry=registry)(index_ssvm)
