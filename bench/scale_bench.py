@@ -72,6 +72,11 @@ def _vm_count(api: Api, guests: str, vms_path: pathlib.Path) -> int:
     return len(load_saved_vms(str(vms_path)))
 
 
+def _ready_count(api: Api, plural: str) -> int:
+    return sum(1 for o in api.list(plural) if any(
+        x["type"] == "Ready" and x["status"] == "True" for x in (o.get("status") or {}).get("conditions") or []))
+
+
 def run_once(kind: str, zones: int, stores: int, guests: str, timeout: float, sessions: Counter,
              request_log: pathlib.Path | None = None) -> dict[str, Any]:
     sessions.clear()
@@ -112,13 +117,9 @@ def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: s
                 marks["ssvmObjects"] = now
             if "ssvmObjects" in marks and "vms" not in marks and _vm_count(api, guests, vms_path) >= want:
                 marks["vms"] = now
-            if "vms" in marks:
-                ready = sum(1 for z in api.list(c.ZONE_PLURAL) if any(
-                    x["type"] == "Ready" and x["status"] == "True" for x in (z.get("status") or {}).get("conditions") or []))
-                if ready == zones:
-                    marks.setdefault("zonesReady", now)
-            if "zonesReady" in marks and goal == 4 and sum(1 for x in api.list(c.IMAGESTORE_PLURAL) if any(
-                    y["type"] == "Ready" and y["status"] == "True" for y in (x.get("status") or {}).get("conditions") or [])) == want:
+            if "vms" in marks and "zonesReady" not in marks and _ready_count(api, c.ZONE_PLURAL) == zones:
+                marks["zonesReady"] = now
+            elif "zonesReady" in marks and goal == 4 and _ready_count(api, c.IMAGESTORE_PLURAL) == want:
                 marks["storesMounted"] = now
             time.sleep(0.5)
         rss, cpu_op = _proc_stats(proc.pid)

@@ -19,9 +19,9 @@ from ssvm_operator.controllers import ids
 from ssvm_operator.kube.client import ApiError
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.model.initial_status import kind_initial_status_patch
+from ssvm_operator.model.views import awaits_kopf_finalizer
 
-# Kinds kopf puts its finalizer on: their first status write waits for it (kopf adds it in the same cycle,
-# with a patch that fails if the object changed in between).
+# Kinds kopf puts its finalizer on: their first status write waits for it.
 FINALIZED = frozenset({c.ZONE_KIND, c.SSVM_KIND})
 GRACE = 15.0   # seconds a controller has to write an object's first status before this handler does (long: under load too)
 
@@ -34,7 +34,7 @@ class StatusInitializer:
 
     def compute(self, status: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
-        if self.kind in FINALIZED and c.FINALIZER not in (meta.get("finalizers") or ()) and not meta.get("deletionTimestamp"):
+        if self.kind in FINALIZED and awaits_kopf_finalizer(meta):
             return {}   # kopf's finalizer patch comes first; its event brings this handler again
         return kind_initial_status_patch(self.kind, status, meta)
 

@@ -24,6 +24,12 @@ PROGRESS_REASONS = frozenset({
 })
 
 
+def awaits_kopf_finalizer(meta: Mapping[str, Any]) -> bool:
+    """kopf's finalizer is not on the object yet (and it is not being deleted): kopf's patch adding it fails if
+    the object changes first, so a status write waits for it."""
+    return c.FINALIZER not in (meta.get("finalizers") or ()) and not meta.get("deletionTimestamp")
+
+
 def is_ssvm_failure(reason: str) -> bool:
     """An SSVM's Ready reason that names a failure, not progress (booting, being configured, stopped as asked)."""
     return bool(reason) and reason not in PROGRESS_REASONS and not reason.endswith("Pending")

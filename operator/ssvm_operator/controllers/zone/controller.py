@@ -25,7 +25,7 @@ from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.events import object_ref
 from ssvm_operator.kube.wakeups import MAX_BACKOFF, backoff_delay
 from ssvm_operator.model.conditions import find_condition
-from ssvm_operator.model.views import CondSpec
+from ssvm_operator.model.views import CondSpec, awaits_kopf_finalizer
 from ssvm_operator.settings import OperatorConfig
 
 KIND = c.ZONE_KIND
@@ -102,9 +102,7 @@ class ZoneController:
         while not stopped:
             self.kube.wakeups.clear(key)
             delay = self.config.scan_interval
-            meta = body.get("metadata", {})
-            if c.FINALIZER not in (meta.get("finalizers") or ()) and not meta.get("deletionTimestamp"):
-                # kopf's finalizer patch is on its way (it fails if the zone moves first); its event wakes this loop
+            if awaits_kopf_finalizer(body.get("metadata", {})):   # its event wakes this loop
                 await self.kube.wakeups.sleep(key, delay, lambda: bool(stopped))
                 continue
             try:
