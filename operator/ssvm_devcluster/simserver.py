@@ -68,6 +68,7 @@ class SimulatedGuest:
     _sock: socket.socket | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list = field(default_factory=list)
+    _transports: set = field(default_factory=set)
 
     @property
     def authorized_keys_path(self) -> Path:
@@ -87,8 +88,7 @@ class SimulatedGuest:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((self.address, self.port))
-        self._sock.listen(64)
-        self._sock.settimeout(0.2)  # the accept loop looks at the stop flag this often
+        self._sock.listen(64)   # accept blocks (no polling: a thousand idle guests cost no CPU); stop wakes it
         self.port = self._sock.getsockname()[1]
         thread = threading.Thread(target=self._accept_loop, name=f"sim-guest-{self.address}", daemon=True)
         thread.start()
@@ -102,7 +102,7 @@ class SimulatedGuest:
         status = paths.var / "copy-server.json"
         status.unlink(missing_ok=True)
         thread = threading.Thread(target=copyserver.serve, args=(paths,), daemon=True, name=f"sim-copy-{self.address}",
-                                  kwargs={"bind": self.address, "port": self.copy_port, "stop": self._stop, "poll": 0.5})
+                                  kwargs={"bind": self.address, "port": self.copy_port, "stop": self._stop, "poll": 2.0})
         thread.start()
         self._threads.append(thread)
         deadline = time.monotonic() + 5.0  # the listener binds in well under a second
@@ -114,6 +114,13 @@ class SimulatedGuest:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)   # wakes the blocked accept
+            except OSError:
+                pass
+        for transport in list(self._transports):
+            transport.close()
         for thread in self._threads:
             thread.join(timeout=5)
         if self._sock is not None:
@@ -129,24 +136,20 @@ class SimulatedGuest:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except (socket.timeout, TimeoutError):
-                continue
             except OSError:
                 return
-            threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
+            if self._stop.is_set():
+                conn.close()
+                return
+            self._serve_connection(conn)
 
     def _serve_connection(self, conn: socket.socket) -> None:
+        # The transport's own thread does the work, handshake included; stop closes those still open.
+        self._transports = {t for t in self._transports if t.is_active()}
         transport = paramiko.Transport(conn)
         transport.add_server_key(self.host_key)
-        try:
-            transport.start_server(server=_GuestInterface(self))
-            # The transport thread does the work; wait for the client to go or the server to stop.
-            while transport.is_active() and not self._stop.wait(0.2):
-                pass
-        except (paramiko.SSHException, OSError, EOFError):
-            pass
-        finally:
-            transport.close()
+        self._transports.add(transport)
+        transport.start_server(event=threading.Event(), server=_GuestInterface(self))
 
     def _exec(self, channel: paramiko.Channel, command: str) -> None:
         try:

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import threading
 from http import HTTPStatus
@@ -155,17 +156,49 @@ def _listener_settings(paths: AgentPaths, bind: str | None, port: int | None) ->
     return (bind or config.get("bindAddress", "0.0.0.0"), port or int(config.get("port", 80)), scheme, cert_mtime)
 
 
-def start_listener(paths: AgentPaths, state: CopyState, settings: tuple) -> ThreadingHTTPServer:
+class CopyListener(ThreadingHTTPServer):
+    """Accepts in a blocking call (no polling: an idle guest costs no CPU); `close` wakes it."""
+
+    daemon_threads = True
+    _closing = False
+
+    def serve_until_closed(self) -> None:
+        while not self._closing:
+            self._handle_request_noblock()   # the socket blocks: this waits for one connection
+
+    def close(self) -> None:
+        self._closing = True
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)   # wakes the blocked accept, which then fails
+        except OSError:
+            pass
+        self.server_close()
+
+    def handle_error(self, request, client_address) -> None:
+        if not self._closing:
+            super().handle_error(request, client_address)
+
+
+def _files_stamp(paths: AgentPaths) -> tuple:
+    def stamp(path: Path) -> tuple | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+    return stamp(paths.copy_config), stamp(paths.tls_cert)
+
+
+def start_listener(paths: AgentPaths, state: CopyState, settings: tuple) -> CopyListener:
     bind, port, scheme, _ = settings
     handler = type("BoundCopyHandler", (CopyHandler,), {"state": state})
-    server = ThreadingHTTPServer((bind, port), handler)
-    server.daemon_threads = True
+    server = CopyListener((bind, port), handler)
     if scheme == "https":
         ensure_certificate(paths)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(paths.tls_cert, paths.tls_key)
         server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+    threading.Thread(target=server.serve_until_closed, daemon=True).start()
     write_json(paths.var / "copy-server.json", {"pid": os.getpid(), "bindAddress": bind,
                                                 "port": server.server_address[1], "scheme": scheme})
     return server
@@ -180,15 +213,17 @@ def serve(paths: AgentPaths, bind: str | None = None, port: int | None = None,
             signal.signal(sig, lambda *_: stop.set())
     state = CopyState(paths)
     settings = _listener_settings(paths, bind, port)
+    seen = _files_stamp(paths)
     server = start_listener(paths, state, settings)
     try:
         while not stop.wait(poll):
-            new = _listener_settings(paths, bind, port)
+            stamp = _files_stamp(paths)
+            if stamp == seen:
+                continue   # a stat per poll: the settings are parsed only when a file changed
+            seen, new = stamp, _listener_settings(paths, bind, port)
             if new != settings:
-                server.shutdown()
-                server.server_close()
+                server.close()
                 settings, server = new, start_listener(paths, state, new)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
         (paths.var / "copy-server.json").unlink(missing_ok=True)
