@@ -2,6 +2,8 @@
 defaulting, pruning of unknown fields (fieldValidation Ignore/Warn/Strict), CEL rules with oldSelf."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.devcluster.helpers import widget, widgets_path
@@ -100,3 +102,64 @@ async def test_list_map_keys_must_be_unique(http, ns):
     status, refused = await http.patch(widgets_path(ns, "dupcond", "status"), twice)
     assert status == 422 and causes(refused) == {"status.conditions[1]": 'Duplicate value: {"type":"Ready"}'}
     assert refused["details"]["causes"][0]["reason"] == "FieldValueDuplicate"
+
+
+RATCHETS_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: ratchets.test.ssvm.io}
+spec:
+  group: test.ssvm.io
+  scope: Namespaced
+  names: {plural: ratchets, singular: ratchet, kind: Ratchet, listKind: RatchetList}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              cidr: {type: string%s}
+              size: {type: integer}
+          status: {type: object, properties: {phase: {type: string}}}
+"""
+CIDR_RULE = """, x-kubernetes-validations: [{rule: "!self.startsWith('0.0.0.0/')", message: "not 0.0.0.0/x"}]"""
+
+
+async def test_rule_errors_on_unchanged_values_are_ratcheted(http, ns, kubectl):
+    """A value stored before its rule existed blocks no other write (the server ratchets the rule's error
+    on an unchanged value); changing that value to another bad one is refused."""
+    path = "/apis/test.ssvm.io/v1alpha1/namespaces/%s/ratchets" % ns
+    kubectl("apply", "-f", "-", input=RATCHETS_CRD % "")
+    await wait_until_served(http, path)
+    status, _ = await http.post(path, {"apiVersion": "test.ssvm.io/v1alpha1", "kind": "Ratchet", "metadata": {"name": "old"},
+                                       "spec": {"cidr": "0.0.0.0/0", "size": 1}})
+    assert status == 201
+    kubectl("apply", "-f", "-", input=RATCHETS_CRD % CIDR_RULE)
+    probe = {"apiVersion": "test.ssvm.io/v1alpha1", "kind": "Ratchet", "metadata": {"name": "probe"}, "spec": {"cidr": "0.0.0.0/8"}}
+    for _ in range(100):   # the server applies a changed CRD within moments
+        status, refused = await http.post(path, probe, dryRun="All")
+        if status == 422:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 422 and causes(refused) == {"spec.cidr": 'Invalid value: "0.0.0.0/8": not 0.0.0.0/x'}
+    status, obj = await http.patch(f"{path}/old", {"spec": {"size": 2}})
+    assert status == 200 and obj["spec"] == {"cidr": "0.0.0.0/0", "size": 2}
+    status, _ = await http.patch(f"{path}/old/status", {"status": {"phase": "Seen"}})
+    assert status == 200
+    status, refused = await http.patch(f"{path}/old", {"spec": {"cidr": "0.0.0.0/1"}})
+    assert status == 422 and causes(refused) == {"spec.cidr": 'Invalid value: "0.0.0.0/1": not 0.0.0.0/x'}
+
+
+async def wait_until_served(http, path: str) -> None:
+    for _ in range(100):
+        status, _ = await http.get(path)
+        if status == 200:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} not served")

@@ -144,7 +144,7 @@ def _to_cel(value: Any) -> Any:
     return celpy.json_to_cel(value)
 
 
-def _is_transition(rule: str) -> bool:
+def is_transition(rule: str) -> bool:
     return re.search(r"\boldSelf\b", rule) is not None
 
 
@@ -174,13 +174,16 @@ def _render_message(reason: str, value: str | None, message: str) -> str:
     return "Invalid value" + (f": {value}" if value is not None else "") + f": {message}"
 
 
-def check_rules(schema: dict[str, Any], value: Any, old: Any, path: str) -> list[dict[str, str]]:
-    """Evaluate every rule of one schema node; return failure causes."""
+def check_rules(schema: dict[str, Any], value: Any, old: Any, path: str, transition_only: bool = False) -> list[dict[str, str]]:
+    """Evaluate the rules of one schema node; return failure causes. `transition_only`: the value equals
+    its old one, so only rules using oldSelf can fail (the server ratchets the others' errors)."""
     causes = []
     for rule in schema.get("x-kubernetes-validations") or []:
         text = rule.get("rule", "")
-        if _is_transition(text) and old is NO_OLD:
+        if is_transition(text) and old is NO_OLD:
             continue  # transition rules only run on update, when an old value exists
+        if transition_only and not is_transition(text):
+            continue
         activation: dict[str, Any] = {"self": _to_cel(value)}
         if old is not NO_OLD:
             activation["oldSelf"] = _to_cel(old)

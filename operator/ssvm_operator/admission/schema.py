@@ -149,11 +149,30 @@ def has_rules(schema: Any) -> bool:
     return found
 
 
-def _search_rules(node: Any) -> bool:
+_HAS_TRANSITION: dict[int, tuple[dict[str, Any], bool]] = {}
+
+
+def has_transition_rules(schema: dict[str, Any]) -> bool:
+    """Whether any node of the schema carries a rule using oldSelf (remembered per schema object)."""
+    seen = _HAS_TRANSITION.get(id(schema))
+    if seen is not None and seen[0] is schema:
+        return seen[1]
+    found = _search_rules(schema, transition=True)
+    if len(_HAS_TRANSITION) > 256:
+        _HAS_TRANSITION.clear()
+    _HAS_TRANSITION[id(schema)] = (schema, found)
+    return found
+
+
+def _search_rules(node: Any, transition: bool = False) -> bool:
     if isinstance(node, dict):
-        return "x-kubernetes-validations" in node or any(_search_rules(v) for v in node.values())
+        rules = node.get("x-kubernetes-validations")
+        if isinstance(rules, list) and rules and (not transition or any(
+                cel.is_transition(r.get("rule", "")) for r in rules if isinstance(r, dict))):
+            return True
+        return any(_search_rules(v, transition) for k, v in node.items() if k != "x-kubernetes-validations")
     if isinstance(node, list):
-        return any(_search_rules(v) for v in node)
+        return any(_search_rules(v, transition) for v in node)
     return False
 
 
@@ -215,14 +234,20 @@ def validate_status(obj: dict[str, Any], schema: dict[str, Any], old: dict[str, 
             causes.append(RULES_NOT_CHECKED)
         else:
             rule_causes: list[dict[str, str]] = []
-            _validate(obj, schema, "", old, True, rule_causes)
+            _validate(obj, schema, "", old, True, rule_causes, rules_only=True)
             causes += rule_causes
     return causes
 
 
 def _validate(value: Any, schema: dict[str, Any], path: str, old: Any, root: bool,
-              rule_causes: list[dict[str, str]]) -> list[dict[str, str]]:
+              rule_causes: list[dict[str, str]], unchanged: bool = False, rules_only: bool = False) -> list[dict[str, str]]:
+    """`unchanged`: an ancestor equals its old value. As kube-apiserver ratchets (1.30+), the errors of rules
+    without oldSelf on an unchanged value are dropped, so they are not evaluated; `rules_only` skips the
+    schema's own checks where only rule causes are wanted."""
     if not schema:
+        return []
+    unchanged = unchanged or (old is not _NO_CHECK and value == old)
+    if rules_only and (not has_rules(schema) or (unchanged and not has_transition_rules(schema))):
         return []
     causes: list[dict[str, str]] = []
     field = path or "<root>"
@@ -249,9 +274,9 @@ def _validate(value: Any, schema: dict[str, Any], path: str, old: Any, root: boo
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         causes += _validate_number(value, schema, field)
     elif isinstance(value, list):
-        causes += _validate_array(value, schema, field, path, old, rule_causes)
+        causes += _validate_array(value, schema, field, path, old, rule_causes, unchanged, rules_only)
     elif isinstance(value, dict):
-        causes += _validate_object(value, schema, field, path, old, root, rule_causes)
+        causes += _validate_object(value, schema, field, path, old, root, rule_causes, unchanged, rules_only)
     for key in ("allOf", "anyOf", "oneOf"):
         subs = schema.get(key) or []
         results = [_validate(value, {**s, "type": s.get("type", typ)}, path, old, False, []) for s in subs]
@@ -264,7 +289,8 @@ def _validate(value: Any, schema: dict[str, Any], path: str, old: Any, root: boo
     if "not" in schema and not _validate(value, schema["not"], path, old, False, []):
         causes.append(_invalid(field, value, f"{field} in body must not validate the schema (not)"))
     if schema.get("x-kubernetes-validations"):
-        rule_causes += cel.check_rules(schema, value, old if old is not _NO_CHECK else cel.NO_OLD, path)
+        rule_causes += cel.check_rules(schema, value, old if old is not _NO_CHECK else cel.NO_OLD, path,
+                                       transition_only=unchanged)
     return causes
 
 
@@ -308,7 +334,7 @@ def _validate_number(value: float, schema: dict[str, Any], field: str) -> list[d
 
 
 def _validate_array(value: list[Any], schema: dict[str, Any], field: str, path: str, old: Any,
-                    rule_causes: list[dict[str, str]]) -> list[dict[str, str]]:
+                    rule_causes: list[dict[str, str]], unchanged: bool, rules_only: bool) -> list[dict[str, str]]:
     causes = []
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         causes.append(_cause("FieldValueTooMany", field, f"Too many: {len(value)}: must have at most {schema['maxItems']} items"))
@@ -331,12 +357,12 @@ def _validate_array(value: list[Any], schema: dict[str, Any], field: str, path: 
             seen.add(ident)
         if items_schema:
             item_old = old_by_key.get(ident, _NO_CHECK) if list_type == "map" else _NO_CHECK
-            causes += _validate(item, items_schema, f"{path}[{i}]", item_old, False, rule_causes)
+            causes += _validate(item, items_schema, f"{path}[{i}]", item_old, False, rule_causes, unchanged, rules_only)
     return causes
 
 
 def _validate_object(value: dict[str, Any], schema: dict[str, Any], field: str, path: str, old: Any, root: bool,
-                     rule_causes: list[dict[str, str]]) -> list[dict[str, str]]:
+                     rule_causes: list[dict[str, str]], unchanged: bool, rules_only: bool) -> list[dict[str, str]]:
     causes = []
     for req in schema.get("required") or []:
         if req not in value:
@@ -353,5 +379,5 @@ def _validate_object(value: dict[str, Any], schema: dict[str, Any], field: str, 
         sub = props.get(key, extra if isinstance(extra, dict) else None)
         if sub:
             item_old = old.get(key, _NO_CHECK) if isinstance(old, dict) else _NO_CHECK
-            causes += _validate(item, sub, f"{path}.{key}" if path else key, item_old, False, rule_causes)
+            causes += _validate(item, sub, f"{path}.{key}" if path else key, item_old, False, rule_causes, unchanged, rules_only)
     return causes
