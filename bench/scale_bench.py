@@ -4,11 +4,13 @@ operator's peak RSS and CPU seconds beside this process's (the dev cluster's, an
 the operator's API requests and writes per SSVM by verb and resource (the dev cluster's request log, or
 kube-apiserver's audit log with `--control-plane real`). `--guests none` runs the in-memory VM backend
 (no guests: the control loop alone); `--guests sim` runs the KubeVirt simulator and simulated guests
-(real SSH, the real agent), counts SSH sessions per SSVM, and waits until every store is mounted too
-(requests are counted up to the last mark). Several N in one run print the growth:
+(real SSH, the real agent) in processes of their own (`--guest-processes`, as guests are other machines),
+counts SSH sessions per SSVM, and waits until every store is mounted too (requests are counted up to the
+last mark). Several N in one run print the growth:
 time and requests per SSVM against N. JSON, then a table.
 
-  .venv/bin/python bench/scale_bench.py [--zones 100 300] [--stores 1] [--guests none|sim] [--control-plane dev|real]
+  .venv/bin/python bench/scale_bench.py [--zones 100 300] [--stores 1] [--guests none|sim] [--guest-processes 2]
+                                        [--control-plane dev|real]
 """
 from __future__ import annotations
 
@@ -29,9 +31,7 @@ sys.path.insert(0, str(ROOT))
 from ssvm_operator import constants as c  # noqa: E402
 from bench.reconcile_bench import Plane, control_plane  # noqa: E402
 from ssvm_operator.backends.memory import load_saved_vms  # noqa: E402
-from ssvm_devcluster.sim_guests import GuestSimConfig, GuestSimulator  # noqa: E402
 from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator  # noqa: E402
-from ssvm_operator.agent import cli as agent_cli  # noqa: E402
 from tests.integration.harness import Api  # noqa: E402
 from tests.processes import start_with_kubeconfig, stop_process  # noqa: E402
 
@@ -55,15 +55,29 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def count_sessions() -> Counter:
-    """SSH sessions the simulated guests answer, by action (the agent runs in this process)."""
-    sessions: Counter = Counter()
-    for action, handler in list(agent_cli.ACTIONS.items()):
-        def counting(ctx, payload, handler=handler, action=action):
-            sessions[action] += 1
-            return handler(ctx, payload)
-        agent_cli.ACTIONS[action] = counting
-    return sessions
+class GuestProcesses:
+    """The simulated guests in `count` processes, each serving its shard of the VMs."""
+
+    def __init__(self, kubeconfig: pathlib.Path, tmp: pathlib.Path, count: int) -> None:
+        self.files = [tmp / f"sessions-{i}.json" for i in range(count)]
+        self.procs = [start_with_kubeconfig([sys.executable, "-m", "ssvm_devcluster.sim_guests", "--kubeconfig", str(kubeconfig),
+                                             "--state-root", str(tmp / "guests"), "--shard", f"{i}/{count}", "--copy-port", "0",
+                                             "--sessions-file", str(self.files[i])], kubeconfig, tmp / f"guests-{i}.log")
+                      for i in range(count)]
+
+    def sessions(self) -> Counter:
+        total: Counter = Counter()
+        for path in self.files:
+            if path.exists():
+                total.update(json.loads(path.read_text()))
+        return total
+
+    def cpu_seconds(self) -> float:
+        return sum(_proc_stats(p.pid)[1] for p in self.procs if p.poll() is None)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            stop_process(proc, grace=30)
 
 
 def _vm_count(api: Api, guests: str, vms_path: pathlib.Path) -> int:
@@ -77,20 +91,28 @@ def _ready_count(api: Api, plural: str) -> int:
         x["type"] == "Ready" and x["status"] == "True" for x in (o.get("status") or {}).get("conditions") or []))
 
 
-def run_once(kind: str, zones: int, stores: int, guests: str, timeout: float, sessions: Counter,
+def run_once(kind: str, zones: int, stores: int, guests: str, timeout: float, guest_processes: int = 2,
              request_log: pathlib.Path | None = None) -> dict[str, Any]:
-    sessions.clear()
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
-        sims = [] if guests == "none" else [
-            KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2)), GuestSimulator(GuestSimConfig(state_root=f"{tmp}/guests", copy_port=0))]
+        sims = [] if guests == "none" else [KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2))]
         override = ["--backend-override", f"memory:{tmp}/vms.json"] if guests == "none" else []
         with control_plane(kind, pathlib.Path(tmp), sims, BENCH_AGENT) as plane:
-            return {"controlPlane": kind, **_measure(plane, pathlib.Path(tmp), zones, stores, guests, override, timeout, sessions,
-                                                     request_log)}
+            guest_procs = GuestProcesses(plane.admin_kubeconfig, pathlib.Path(tmp), guest_processes) if guests == "sim" else None
+            try:
+                return {"controlPlane": kind, **_measure(plane, pathlib.Path(tmp), zones, stores, guests, override, timeout,
+                                                         guest_procs, request_log)}
+            finally:
+                if guest_procs is not None:
+                    guest_procs.stop()
+
+
+def _poll_interval(zones: int) -> float:
+    """Listing every zone, store and SSVM costs the API server: the bigger the run, the rarer the look."""
+    return min(2.0, max(0.5, zones / 500))
 
 
 def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: str, override: list[str], timeout: float,
-             sessions: Counter, request_log: pathlib.Path | None) -> dict[str, Any]:
+             guest_procs: GuestProcesses | None, request_log: pathlib.Path | None) -> dict[str, Any]:
     api = plane.api
     log = tmp / "operator.log"
     proc = start_with_kubeconfig([sys.executable, "-m", "ssvm_operator.cli", "run", "-n", api.ns, "--liveness", "none",
@@ -99,6 +121,8 @@ def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: s
     try:
         since = max((e["seq"] for e in plane.requests(0)), default=0)
         cpu_dev0 = _self_cpu()
+        cpu_guests0 = guest_procs.cpu_seconds() if guest_procs else 0.0
+        sessions0 = guest_procs.sessions() if guest_procs else Counter()
         started = time.monotonic()
         for z in range(zones):
             api.zone(f"z{z}")
@@ -121,11 +145,13 @@ def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: s
                 marks["zonesReady"] = now
             elif "zonesReady" in marks and goal == 4 and _ready_count(api, c.IMAGESTORE_PLURAL) == want:
                 marks["storesMounted"] = now
-            time.sleep(0.5)
+            time.sleep(_poll_interval(zones))
         rss, cpu_op = _proc_stats(proc.pid)
         cpu_dev = _self_cpu() - cpu_dev0
+        cpu_guests = guest_procs.cpu_seconds() - cpu_guests0 if guest_procs else 0.0
         entries = [e for e in plane.requests(since) if plane.operators(e)]
-        ssh = dict(sessions)
+        time.sleep(1.2 if guest_procs else 0)   # the guests write their counts every second
+        ssh = (guest_procs.sessions() - sessions0) if guest_procs else Counter()
     finally:
         stop_process(proc, grace=30)
     ssvms = want
@@ -138,7 +164,7 @@ def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: s
         "zones": zones, "storesPerZone": stores, "guests": guests, "ssvms": ssvms, "createSeconds": round(created, 2),
         "secondsTo": {k: round(v, 2) for k, v in marks.items()},
         "operator": {"peakRssMiB": round(rss, 1), "cpuSeconds": round(cpu_op, 1)},
-        "thisProcessCpuSeconds": round(cpu_dev, 1),
+        "thisProcessCpuSeconds": round(cpu_dev, 1), "guestProcessesCpuSeconds": round(cpu_guests, 1),
         "requestsPerSSVM": round(len(entries) / ssvms, 1), "writesPerSSVM": round(writes / ssvms, 1),
         "failedRequestsPerSSVM": round(failed / ssvms, 2),
         "byVerb": {k: round(n / ssvms, 2) for k, n in by_verb.most_common()},
@@ -155,20 +181,22 @@ def main() -> int:
                         help="the embedded dev cluster, or kube-apiserver built by hack/build-control-plane.sh")
     parser.add_argument("--guests", choices=("none", "sim"), default="none",
                         help="none: the in-memory VM backend; sim: the KubeVirt simulator and simulated guests")
+    parser.add_argument("--guest-processes", type=int, default=2, help="processes the simulated guests are spread over")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--request-log", type=pathlib.Path, help="write the last run's operator requests here, one JSON line each")
     args = parser.parse_args()
-    sessions = count_sessions()
-    results = [run_once(args.control_plane, n, args.stores, args.guests, args.timeout, sessions, args.request_log) for n in args.zones]
+    results = [run_once(args.control_plane, n, args.stores, args.guests, args.timeout, args.guest_processes, args.request_log)
+               for n in args.zones]
     print(json.dumps(results, indent=2))
     print()
     print(f"{'zones':>6} {'SSVMs':>6} {'objects s':>10} {'VMs s':>7} {'Ready s':>8} {'mounted s':>10} {'s/SSVM':>7} {'req/SSVM':>9} "
-          f"{'writes/SSVM':>12} {'SSH/SSVM':>9} {'op RSS MiB':>11} {'op CPU s':>9} {'bench CPU s':>11}")
+          f"{'writes/SSVM':>12} {'SSH/SSVM':>9} {'op RSS MiB':>11} {'op CPU s':>9} {'bench CPU s':>11} {'guests CPU s':>13}")
     for r in results:
         t = r["secondsTo"]
         print(f"{r['zones']:>6} {r['ssvms']:>6} {t['ssvmObjects']:>10} {t['vms']:>7} {t['zonesReady']:>8} {t.get('storesMounted', '-'):>10} "
               f"{t.get('storesMounted', t['zonesReady']) / r['ssvms']:>7.3f} {r['requestsPerSSVM']:>9} {r['writesPerSSVM']:>12} {r['sshSessionsPerSSVM']:>9} "
-              f"{r['operator']['peakRssMiB']:>11} {r['operator']['cpuSeconds']:>9} {r['thisProcessCpuSeconds']:>11}")
+              f"{r['operator']['peakRssMiB']:>11} {r['operator']['cpuSeconds']:>9} {r['thisProcessCpuSeconds']:>11} "
+              f"{r['guestProcessesCpuSeconds']:>13}")
     print()
     print("most requests per SSVM (last run):", ", ".join(f"{k} {v}" for k, v in list(results[-1]["byVerb"].items())[:8]))
     return 0

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import watch  # noqa: E402
 from bench.reconcile_bench import control_plane  # noqa: E402
-from bench.scale_bench import count_sessions  # noqa: E402
+from ssvm_devcluster.sim_guests import count_sessions  # noqa: E402
 from ssvm_devcluster.sim_guests import GuestSimConfig, GuestSimulator  # noqa: E402
 from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator  # noqa: E402
 from ssvm_operator import constants as c  # noqa: E402

@@ -7,15 +7,24 @@ applied). A new instance (reboot, recreate) is a new guest; a deleted one stops.
 The annotation `sim.ssvm.io/guest-host-key: impostor` on a VirtualMachine makes its next guest
 present a host key of its own instead of the one in its user data (the pin must refuse it);
 `sim.ssvm.io/guest: silent` makes its next guest never answer SSH (a VM that runs but never boots).
+
+`python -m ssvm_devcluster.sim_guests --kubeconfig PATH [--shard I/N]` runs the guests in a process of
+their own against any API server (the dev cluster started with `--no-guests`, or the real control plane):
+hundreds of SSH servers then do not share the API server's interpreter lock.
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
+import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +49,12 @@ class GuestSimConfig:
     port: int = SSH_PORT
     copy_port: int | None = -1          # -1: 80 when root (as in a VM), else any free port; None: no copy server
     retry_delay: float = 2.0
+    shard: tuple[int, int] = (0, 1)     # (i, n): only the VMs whose name hashes to i modulo n
+
+
+def in_shard(namespace: str, name: str, shard: tuple[int, int]) -> bool:
+    index, count = shard
+    return count <= 1 or zlib.crc32(f"{namespace}/{name}".encode()) % count == index
 
 
 def parse_user_data(text: str) -> tuple[str, str]:
@@ -116,6 +131,8 @@ class GuestSimulator:
     async def handle(self, api: ApiClient, type_: str, vmi: dict[str, Any], stop: asyncio.Event) -> None:
         meta = vmi.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
+        if not in_shard(*key, self.config.shard):
+            return
         running = (vmi.get("status") or {}).get("phase") == "Running" and not meta.get("deletionTimestamp")
         current = self.guests.get(key)
         if type_ == "DELETED" or not running:
@@ -190,3 +207,70 @@ class GuestSimulator:
 @register("guests")
 def _factory() -> GuestSimulator:
     return GuestSimulator()
+
+
+def count_sessions() -> Counter:
+    """SSH sessions the simulated guests of this process answer, by agent action."""
+    from ssvm_operator.agent import cli as agent_cli
+
+    sessions: Counter = Counter()
+    for action, handler in list(agent_cli.ACTIONS.items()):
+        def counting(ctx, payload, handler=handler, action=action):
+            sessions[action] += 1
+            return handler(ctx, payload)
+        agent_cli.ACTIONS[action] = counting
+    return sessions
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    shard = (int(index), int(count or 1))
+    if not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"--shard {text}: want I/N with 0 <= I < N")
+    return shard
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ssvm_devcluster.simulators import Endpoint, run_all
+
+    parser = argparse.ArgumentParser(prog="python -m ssvm_devcluster.sim_guests", description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", required=True, help="the API server to watch (an admin's kubeconfig)")
+    parser.add_argument("--state-root", help="where the guests keep their state (default: a temporary dir)")
+    parser.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="serve only the VMs hashing to I of N")
+    parser.add_argument("--copy-port", type=int, default=-1, help="copy server port (default: 80 as root, else any)")
+    parser.add_argument("--sessions-file", help="keep the count of SSH sessions by action in this JSON file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)   # a client that gave up mid-handshake is no error here
+    sessions = count_sessions()
+    sim = GuestSimulator(GuestSimConfig(state_root=args.state_root, copy_port=args.copy_port, shard=args.shard))
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        runner = asyncio.create_task(run_all([sim], Endpoint.from_kubeconfig(args.kubeconfig), stop))
+        stopper = asyncio.create_task(stop.wait())
+        while not stop.is_set() and not runner.done():
+            if args.sessions_file:
+                _write_counts(args.sessions_file, sessions)
+            await asyncio.wait([runner, stopper], timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        await asyncio.gather(runner, stopper)
+        if args.sessions_file:
+            _write_counts(args.sessions_file, sessions)
+
+    asyncio.run(serve())
+    return 0
+
+
+def _write_counts(path: str, sessions: Counter) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(dict(sessions), fh)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -51,6 +51,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
+        self._zone_counts: dict[tuple[str, str], tuple] = {}   # what set_zone_counts last set, per zone
         zone = ["namespace", "zone"]
         self.build_info = Info(f"{PREFIX}_build", "Version of the running operator.", registry=registry)
         self.build_info.info({"version": __version__})
@@ -96,6 +97,10 @@ class Metrics:
 
     def set_zone_counts(self, namespace: str, zone: str, *, desired: int, actual: int, by_state: Mapping[str, int],
                         writable_image_stores: int, read_only_image_stores: int = 0, ready: bool | None = None) -> None:
+        counts = (desired, actual, tuple(sorted(by_state.items())), writable_image_stores, read_only_image_stores, ready)
+        if self._zone_counts.get((namespace, zone)) == counts:
+            return   # a zone pass mostly changes nothing: labels() costs more than the pass's own work
+        self._zone_counts[(namespace, zone)] = counts
         # every state is set, zero included, so a series never vanishes while the zone exists
         for state in STATES:
             self.ssvms.labels(namespace, zone, state).set(by_state.get(state, 0))
@@ -111,6 +116,7 @@ class Metrics:
 
     def forget_zone(self, namespace: str, zone: str) -> None:
         """Drop a deleted zone's series (otherwise they would report its last values forever)."""
+        self._zone_counts.pop((namespace, zone), None)
         for gauge, extra in ((self.ssvms, (*STATES, OTHER)), (self.image_stores, ("writable", "readonly"))):
             for value in extra:
                 with contextlib.suppress(KeyError):

@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:   # no private key block or Basic credentials ever reaches the log
         handler.addFilter(RedactingFilter())
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # paramiko logs a guest that is still booting (no banner yet) as an ERROR with a traceback; the
+        # guest channel reports every failure itself, with a reason
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     if not 5 <= args.peering_lifetime <= 300:
         raise SystemExit("--peering-lifetime must be between 5 and 300 seconds")
     config = OperatorConfig(scan_interval=args.scan_interval, backend_override=args.backend_override,

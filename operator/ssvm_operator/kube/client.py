@@ -27,7 +27,8 @@ class ApiError(Exception):
 
 
 # API calls get threads of their own: in asyncio's default pool (6 threads on 2 cores) they queued behind SSH sessions
-API_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="kube-api")
+API_WORKERS = 16
+API_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="kube-api")
 DISCOVERY_TTL = 10.0   # seconds one API discovery answer is reused (KubeVirt or CDI installed later shows within it)
 
 
@@ -41,6 +42,8 @@ def load_api_client() -> k8s.ApiClient:
     except config.ConfigException:
         # KUBECONFIG read now, not at import time (the client's default is fixed when first imported).
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration)
+    # a connection per API thread: with urllib3's default of 10, busy threads open and drop connections
+    configuration.connection_pool_maxsize = API_WORKERS
     return k8s.ApiClient(configuration)
 
 

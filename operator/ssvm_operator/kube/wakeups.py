@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Protocol
 
-Stopped = Callable[[], bool]
+
+class Stopped(Protocol):
+    """kopf's DaemonStopped: true once the loop must end; `wait()` resolves then."""
+
+    def __bool__(self) -> bool: ...
+    def wait(self) -> Awaitable[Any]: ...
+
 MAX_BACKOFF = 60.0   # seconds: the longest a failing loop waits before it tries again
 
 
@@ -39,14 +46,13 @@ class Wakeups:
         self._events.pop(key, None)
 
     async def sleep(self, key: Hashable, seconds: float, stopped: Stopped) -> None:
-        """Until woken, stopped, or `seconds` passed; `stopped` is checked at least every second."""
+        """Until woken, stopped, or `seconds` passed: one wait, no polling (thousands of loops sleep at once)."""
         event = self.event(key)
-        deadline = self.clock() + seconds
-        while not stopped() and not event.is_set():
-            left = deadline - self.clock()
-            if left <= 0:
-                return
-            try:
-                await asyncio.wait_for(event.wait(), timeout=min(left, 1.0))
-            except asyncio.TimeoutError:
-                pass
+        if stopped or event.is_set() or seconds <= 0:
+            return
+        waits = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stopped.wait())]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()

@@ -71,7 +71,7 @@ class GuestController:
     async def guest_worker(self, namespace: str, name: str, body: kopf.Body, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
         self.cluster.use(kwargs)
         self.cluster.bodies[(namespace, name)] = body
-        await self.ops.run_worker(namespace, name, lambda: bool(stopped))
+        await self.ops.run_worker(namespace, name, stopped)
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         g, v = c.GROUP, c.VERSION

@@ -28,7 +28,7 @@ from ssvm_operator.controllers.guest.actions import (
 from ssvm_operator.agent.ledger import BOOT_ID, CONTENT_HASH, LEDGER_KEY
 from ssvm_operator.controllers.ssvm.start_gate import Reach, Reached
 from ssvm_operator.kube import events as ev
-from ssvm_operator.kube.wakeups import Wakeups
+from ssvm_operator.kube.wakeups import Stopped, Wakeups
 from ssvm_operator.ssh import errors
 from ssvm_operator.ssh.channel import GuestChannel, GuestTarget, Timeouts
 from ssvm_operator.controllers.keys.rotation import KeyRotation, Logins
@@ -130,8 +130,8 @@ class GuestOps:
         self.keys.forget_host(namespace, name)
 
     # --- the worker ---
-    async def run_worker(self, namespace: str, name: str, stopped: Callable[[], bool]) -> None:
-        while not stopped():
+    async def run_worker(self, namespace: str, name: str, stopped: Stopped) -> None:
+        while not stopped:
             self.wakeups.clear((namespace, name))
             try:
                 delay = await self.step(namespace, name)

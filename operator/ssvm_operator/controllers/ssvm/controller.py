@@ -87,7 +87,7 @@ class SSVMController:
                 errors = 0
                 transitions = 0 if result.acted else transitions + 1
                 delay = min(5.0, FAST_POLL * (1.5 ** min(transitions, 10)))
-            await self.kube.wakeups.sleep(key, delay, lambda: bool(stopped))
+            await self.kube.wakeups.sleep(key, delay, stopped)
 
     async def ssvm_deleted(self, namespace: str, name: str, body: kopf.Body, logger: Any, zones_by_name: kopf.Index,
                            **_: Any) -> None:

@@ -103,7 +103,7 @@ class ZoneController:
             self.kube.wakeups.clear(key)
             delay = self.config.scan_interval
             if awaits_kopf_finalizer(body.get("metadata", {})):   # its event wakes this loop
-                await self.kube.wakeups.sleep(key, delay, lambda: bool(stopped))
+                await self.kube.wakeups.sleep(key, delay, stopped)
                 continue
             try:
                 zone = copy.deepcopy(dict(body))
@@ -121,7 +121,7 @@ class ZoneController:
                 attempt += 1
                 delay = backoff_delay(attempt, None, MAX_BACKOFF)
                 logger.warning("zone %s: API error %s %s; retrying in %.1fs", name, e.status, e.reason, delay)
-            await self.kube.wakeups.sleep(key, delay, lambda: bool(stopped))
+            await self.kube.wakeups.sleep(key, delay, stopped)
 
     async def zone_deleted(self, namespace: str, name: str, logger: Any, stores_by_zone: kopf.Index, **_: Any) -> None:
         """The finalizer: every SSVM of the zone (and so its VM) is destroyed before the zone goes; its stores
