@@ -69,6 +69,7 @@ class SimulatedGuest:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list = field(default_factory=list)
     _transports: set = field(default_factory=set)
+    connections: int = 0           # SSH connections accepted (each costs a handshake)
 
     @property
     def authorized_keys_path(self) -> Path:
@@ -146,6 +147,7 @@ class SimulatedGuest:
     def _serve_connection(self, conn: socket.socket) -> None:
         # The transport's own thread does the work, handshake included; stop closes those still open.
         self._transports = {t for t in self._transports if t.is_active()}
+        self.connections += 1
         transport = paramiko.Transport(conn)
         transport.add_server_key(self.host_key)
         self._transports.add(transport)

@@ -68,3 +68,19 @@ def _debug_logs(caplog):
 
 def run(coro):
     return asyncio.run(coro)
+
+
+class StopFlag:
+    """kopf's DaemonStopped as a loop sees it: false until `set()`, and `wait()` resolves then."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        await self._event.wait()

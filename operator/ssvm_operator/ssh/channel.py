@@ -3,6 +3,8 @@
 The host key is pinned (RejectPolicy: a guest that shows another key is never talked to), every
 step has a timeout and an outer deadline bounds the whole call. The async API runs the blocking
 paramiko work in a thread. Secrets in a payload never reach an exception, a log line or a result.
+A connection stays open for LINGER seconds after its action, so the actions of one pass (vm-setup,
+firewall, setup-store, check) share one handshake; one the guest closed meanwhile is replaced.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = SSH_PORT
 _ACTION = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 _MAX_OUTPUT = 4 << 20  # an agent answer is a few KiB; stop reading a runaway guest well before memory hurts
+LINGER = 2.0           # seconds an idle connection is kept for the next action to the same guest
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,47 @@ class ActionResult:
         return self
 
 
+class IdleConnections:
+    """Connections kept after their action, per (guest, operator key), shared by every channel of the process."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple, list[tuple[float, paramiko.SSHClient]]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, guest: tuple) -> paramiko.SSHClient | None:
+        with self._lock:
+            kept = self._kept.get(guest) or []
+            while kept:
+                since, client = kept.pop()
+                transport = client.get_transport()
+                if transport is not None and transport.is_active() and time.monotonic() - since < LINGER:
+                    return client
+                client.close()
+        return None
+
+    def keep(self, guest: tuple, client: paramiko.SSHClient) -> None:
+        with self._lock:
+            self._kept.setdefault(guest, []).append((time.monotonic(), client))
+
+    def close(self, older_than: float = 0.0, match=lambda guest: True) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for guest, kept in list(self._kept.items()):
+                for entry in [k for k in kept if match(guest) and now - k[0] >= older_than]:
+                    kept.remove(entry)
+                    entry[1].close()
+                if not kept:
+                    del self._kept[guest]
+
+    def forget_guest(self, guest: tuple) -> None:
+        """Closes every kept connection to the guest, whatever key it logged in with."""
+        self.close(0.0, lambda kept: kept[:len(guest)] == guest)
+
+
+IDLE = IdleConnections()
+KEYS_ACTION = "authorized-keys"   # changes which operator keys may log in
+
+
 class GuestChannel(Protocol):
     """What the reconciler needs: the real SSH channel and the in-memory fake both provide it."""
 
@@ -115,6 +159,7 @@ class SSHGuestChannel:
                  passphrase: str | None = None):
         self._pkey = private_key if isinstance(private_key, paramiko.PKey) else load_private_key(private_key, passphrase)
         self.timeouts = timeouts
+        self._key_id = fingerprint(self._pkey)
 
     def __repr__(self) -> str:
         return f"SSHGuestChannel(key={fingerprint(self._pkey)})"
@@ -131,9 +176,11 @@ class SSHGuestChannel:
         secrets = collect_secrets(payload)
         abandoned = threading.Event()   # set when the caller stops waiting: the thread gives up at once
         try:
-            return await asyncio.wait_for(
+            result = await asyncio.wait_for(
                 asyncio.to_thread(self._run_blocking, target, action, payload, clients, abandoned),
                 timeout=self.timeouts.deadline + 1.0)  # the thread keeps its own deadline; this is the backstop
+            asyncio.get_running_loop().call_later(LINGER, self.close_idle, LINGER)
+            return result
         except asyncio.TimeoutError:
             raise errors.Timeout(f"{action}: no answer within {self.timeouts.deadline:g}s", target.name) from None
         except errors.GuestError as exc:
@@ -144,6 +191,26 @@ class SSHGuestChannel:
             abandoned.set()
             for client in clients:
                 client.close()  # also unblocks a worker thread still waiting (cancelled at shutdown, or the backstop fired)
+
+    def _guest(self, target: GuestTarget) -> tuple:
+        return target.address, target.port, target.username, target.host_key, self._key_id
+
+    def close_idle(self, older_than: float = 0.0) -> None:
+        """Closes the kept connections idle for `older_than` seconds or more (all of them by default)."""
+        IDLE.close(older_than)
+
+    def _reuse(self, target: GuestTarget, clients: list) -> tuple[paramiko.SSHClient, paramiko.Channel] | None:
+        """A session on a connection kept from an earlier action, if one is still open."""
+        client = IDLE.take(self._guest(target))
+        if client is None:
+            return None
+        clients.append(client)
+        try:
+            return client, client.get_transport().open_session(timeout=self.timeouts.auth)
+        except (paramiko.SSHException, OSError, EOFError, AttributeError):
+            clients.remove(client)
+            client.close()   # the guest closed it (a reboot, sshd restarted) and nothing ran: connect afresh
+            return None
 
     def _connect(self, target: GuestTarget, clients: list) -> paramiko.SSHClient:
         pinned = load_public_key(target.host_key)
@@ -199,9 +266,11 @@ class SSHGuestChannel:
         deadline = started + self.timeouts.deadline
         body = json.dumps(dict(payload), sort_keys=True).encode()
         log.debug("guest %s: running %s", target.name, action)
-        client = self._connect(target, clients)
+        reused = self._reuse(target, clients)
+        client, channel = reused if reused is not None else (self._connect(target, clients), None)
         try:
-            channel = client.get_transport().open_session(timeout=self.timeouts.auth)
+            if channel is None:
+                channel = client.get_transport().open_session(timeout=self.timeouts.auth)
             channel.settimeout(self.timeouts.command)
             channel.exec_command(f"{target.agent_command} {action}")
             channel.sendall(body)
@@ -210,6 +279,12 @@ class SSHGuestChannel:
             if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
                 raise errors.Timeout(f"{action}: no exit status within {self.timeouts.deadline:g}s", target.name)
             code = channel.recv_exit_status()
+            channel.close()
+            if action == KEYS_ACTION:
+                IDLE.forget_guest(self._guest(target)[:4])   # who may log in changed: the next action logs in afresh
+            elif not (abandoned and abandoned.is_set()):
+                clients.remove(client)   # kept open for the next action instead of closed by the caller
+                IDLE.keep(self._guest(target), client)
         except (socket.timeout, TimeoutError):
             raise errors.Timeout(f"{action}: silent for {self.timeouts.command:g}s", target.name) from None
         except paramiko.SSHException as exc:

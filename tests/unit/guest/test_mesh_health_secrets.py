@@ -12,7 +12,7 @@ from ssvm_operator.controllers.keys.secrets import (
     secret_value,
 )
 
-from tests.support.guest_world import NS, make_world, run
+from tests.support.guest_world import NS, StopFlag, make_world, run
 
 N = 10
 
@@ -23,8 +23,8 @@ def _ips(i):
 
 async def _burst(world, n, stagger=0.0):
     """N SSVMs come up (the lifecycle's gate then Running) while their workers run, as in the operator."""
-    stop = False
-    tasks = [asyncio.create_task(world.ops.run_worker(NS, f"z1-ssvm-{i}", lambda: stop)) for i in range(n)]
+    stop = StopFlag()
+    tasks = [asyncio.create_task(world.ops.run_worker(NS, f"z1-ssvm-{i}", stop)) for i in range(n)]
     for i in range(n):
         await world.cluster.bring_up(world.gate, NS, f"z1-ssvm-{i}", instance=f"vmi-{i}")
         await asyncio.sleep(stagger)
@@ -37,8 +37,7 @@ async def _burst(world, n, stagger=0.0):
         if settled():
             break
         await asyncio.sleep(0.02)
-    stop = True
-    world.ops.wake_all()
+    stop.set()
     await asyncio.gather(*tasks)
     return settled()
 

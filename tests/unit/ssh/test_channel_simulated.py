@@ -52,6 +52,26 @@ async def test_actions_run_in_the_simulated_guest(guest, operator_key):
     assert result.ok and result.data["healthy"]
 
 
+async def test_actions_in_a_burst_share_one_connection_and_a_restarted_guest_gets_a_new_one(operator_key, tmp_path):
+    host_key, address = generate_keypair("host"), loopback_address()
+    server = start_simulated_guest(address, host_key.private_openssh, operator_key.public_openssh, tmp_path / "g", port=0)
+    target = GuestTarget("ssvm-a", address, host_key.public_openssh, port=server.port)
+    channel = SSHGuestChannel(operator_key.private_openssh, FAST)
+    try:
+        assert (await channel.run_action(target, "firewall", {"peers": []})).ok
+        assert (await channel.run_action(target, "check", {"copyServer": False})).ok
+        assert server.connections == 1
+    finally:
+        server.stop()   # as a reboot: the kept connection is gone, the next action connects again
+    again = start_simulated_guest(address, host_key.private_openssh, operator_key.public_openssh, tmp_path / "g2", port=server.port)
+    try:
+        assert (await channel.run_action(target, "check", {"copyServer": False})).ok
+        assert again.connections == 1
+    finally:
+        again.stop()
+        channel.close_idle()
+
+
 async def test_agent_failures_come_back_as_results_and_can_raise(guest, operator_key):
     _, target = guest
     channel = SSHGuestChannel(operator_key.private_openssh, FAST)

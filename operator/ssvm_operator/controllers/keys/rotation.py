@@ -18,7 +18,7 @@ from typing import Any
 from ssvm_operator.kube import events as ev
 from ssvm_operator.model.conditions import utcnow
 from ssvm_operator.ssh import errors
-from ssvm_operator.ssh.channel import ActionResult, GuestChannel, GuestTarget, Timeouts
+from ssvm_operator.ssh.channel import KEYS_ACTION, ActionResult, GuestChannel, GuestTarget, Timeouts
 from ssvm_operator.controllers.keys.secrets import (
     KeyMaterialError,
     KeyStore,
@@ -30,7 +30,7 @@ from ssvm_operator.controllers.keys.secrets import (
 )
 
 log = logging.getLogger(__name__)
-ACTION = "authorized-keys"
+ACTION = KEYS_ACTION
 EV_STARTED, EV_PROMOTED, EV_ROTATED = ev.SSH_KEY_ROTATION_STARTED, ev.SSH_KEY_PROMOTED, ev.SSH_KEY_ROTATED
 
 
