@@ -37,6 +37,7 @@ from tests.processes import start_with_kubeconfig, stop_process  # noqa: E402
 
 BENCH_AGENT = "ssvm-scale-bench"
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+CONNECTIONS = "(connections)"
 
 
 def _proc_stats(pid: int) -> tuple[float, float]:
@@ -66,10 +67,13 @@ class GuestProcesses:
                       for i in range(count)]
 
     def sessions(self) -> Counter:
+        """Agent actions run by action, and SSH connections under "(connections)"."""
         total: Counter = Counter()
         for path in self.files:
             if path.exists():
-                total.update(json.loads(path.read_text()))
+                counts = json.loads(path.read_text())
+                total.update(counts["actions"])
+                total[CONNECTIONS] += counts["connections"]
         return total
 
     def cpu_seconds(self) -> float:
@@ -168,8 +172,9 @@ def _measure(plane: Plane, tmp: pathlib.Path, zones: int, stores: int, guests: s
         "requestsPerSSVM": round(len(entries) / ssvms, 1), "writesPerSSVM": round(writes / ssvms, 1),
         "failedRequestsPerSSVM": round(failed / ssvms, 2),
         "byVerb": {k: round(n / ssvms, 2) for k, n in by_verb.most_common()},
-        "sshSessionsPerSSVM": round(sum(ssh.values()) / ssvms, 1),
-        "sshByAction": {k: round(n / ssvms, 2) for k, n in sorted(ssh.items())},
+        "sshSessionsPerSSVM": round(sum(n for k, n in ssh.items() if k != CONNECTIONS) / ssvms, 1),
+        "sshConnectionsPerSSVM": round(ssh.get(CONNECTIONS, 0) / ssvms, 1),
+        "sshByAction": {k: round(n / ssvms, 2) for k, n in sorted(ssh.items()) if k != CONNECTIONS},
     }
 
 
@@ -190,11 +195,11 @@ def main() -> int:
     print(json.dumps(results, indent=2))
     print()
     print(f"{'zones':>6} {'SSVMs':>6} {'objects s':>10} {'VMs s':>7} {'Ready s':>8} {'mounted s':>10} {'s/SSVM':>7} {'req/SSVM':>9} "
-          f"{'writes/SSVM':>12} {'SSH/SSVM':>9} {'op RSS MiB':>11} {'op CPU s':>9} {'bench CPU s':>11} {'guests CPU s':>13}")
+          f"{'writes/SSVM':>12} {'SSH/SSVM':>9} {'conn/SSVM':>10} {'op RSS MiB':>11} {'op CPU s':>9} {'bench CPU s':>11} {'guests CPU s':>13}")
     for r in results:
         t = r["secondsTo"]
         print(f"{r['zones']:>6} {r['ssvms']:>6} {t['ssvmObjects']:>10} {t['vms']:>7} {t['zonesReady']:>8} {t.get('storesMounted', '-'):>10} "
-              f"{t.get('storesMounted', t['zonesReady']) / r['ssvms']:>7.3f} {r['requestsPerSSVM']:>9} {r['writesPerSSVM']:>12} {r['sshSessionsPerSSVM']:>9} "
+              f"{t.get('storesMounted', t['zonesReady']) / r['ssvms']:>7.3f} {r['requestsPerSSVM']:>9} {r['writesPerSSVM']:>12} {r['sshSessionsPerSSVM']:>9} {r['sshConnectionsPerSSVM']:>10} "
               f"{r['operator']['peakRssMiB']:>11} {r['operator']['cpuSeconds']:>9} {r['thisProcessCpuSeconds']:>11} "
               f"{r['guestProcessesCpuSeconds']:>13}")
     print()

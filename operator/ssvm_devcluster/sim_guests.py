@@ -90,6 +90,11 @@ class GuestSimulator:
         self.guests: dict[tuple[str, str], tuple[str, Any]] = {}   # (ns, vm) -> (VMI uid, SimulatedGuest)
         self._root: Path | None = None
         self._own_root = False
+        self._connections_before = 0   # SSH connections of the guests already stopped
+
+    def connections(self) -> int:
+        """SSH connections the guests accepted (each a handshake), stopped guests included."""
+        return self._connections_before + sum(g.connections for _, g in self.guests.values() if g is not None)
 
     @property
     def root(self) -> Path:
@@ -193,6 +198,7 @@ class GuestSimulator:
     async def _stop(self, key: tuple[str, str]) -> None:
         found = self.guests.pop(key, None)
         if found is not None and found[1] is not None:
+            self._connections_before += found[1].connections
             await asyncio.to_thread(found[1].stop)
             log.info("simulated guest %s/%s stopped", *key)
 
@@ -238,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-root", help="where the guests keep their state (default: a temporary dir)")
     parser.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="serve only the VMs hashing to I of N")
     parser.add_argument("--copy-port", type=int, default=-1, help="copy server port (default: 80 as root, else any)")
-    parser.add_argument("--sessions-file", help="keep the count of SSH sessions by action in this JSON file")
+    parser.add_argument("--sessions-file", help="keep the count of agent actions run and SSH connections in this JSON file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)   # a client that gave up mid-handshake is no error here
@@ -254,21 +260,21 @@ def main(argv: list[str] | None = None) -> int:
         stopper = asyncio.create_task(stop.wait())
         while not stop.is_set() and not runner.done():
             if args.sessions_file:
-                _write_counts(args.sessions_file, sessions)
+                _write_counts(args.sessions_file, sessions, sim.connections())
             await asyncio.wait([runner, stopper], timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
         await asyncio.gather(runner, stopper)
         if args.sessions_file:
-            _write_counts(args.sessions_file, sessions)
+            _write_counts(args.sessions_file, sessions, sim.connections())
 
     asyncio.run(serve())
     return 0
 
 
-def _write_counts(path: str, sessions: Counter) -> None:
+def _write_counts(path: str, sessions: Counter, connections: int) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
-        json.dump(dict(sessions), fh)
+        json.dump({"actions": dict(sessions), "connections": connections}, fh)
     os.replace(tmp, path)
 
 

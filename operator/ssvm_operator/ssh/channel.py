@@ -9,7 +9,9 @@ firewall, setup-store, check) share one handshake; one the guest closed meanwhil
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
+import functools
 import json
 import logging
 import re
@@ -32,7 +34,10 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = SSH_PORT
 _ACTION = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 _MAX_OUTPUT = 4 << 20  # an agent answer is a few KiB; stop reading a runaway guest well before memory hurts
-LINGER = 2.0           # seconds an idle connection is kept for the next action to the same guest
+LINGER = 5.0           # seconds an idle connection is kept for the next action to the same guest
+# SSH sessions get threads of their own: in asyncio's default pool (6 on 2 cores) a pass's next action
+# queued behind hundreds of other guests' and outwaited its kept connection
+SSH_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="guest-ssh")
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,8 @@ class SSHGuestChannel:
         abandoned = threading.Event()   # set when the caller stops waiting: the thread gives up at once
         try:
             result = await asyncio.wait_for(
-                asyncio.to_thread(self._run_blocking, target, action, payload, clients, abandoned),
+                asyncio.get_running_loop().run_in_executor(SSH_THREADS, functools.partial(
+                    self._run_blocking, target, action, payload, clients, abandoned)),
                 timeout=self.timeouts.deadline + 1.0)  # the thread keeps its own deadline; this is the backstop
             asyncio.get_running_loop().call_later(LINGER, self.close_idle, LINGER)
             return result
