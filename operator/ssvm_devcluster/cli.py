@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", metavar="PATH", default=None,
                         help="where to write the kubeconfig (default: a new temporary directory)")
     parser.add_argument("--no-simulators", action="store_true", help="do not run the simulators of other controllers")
+    parser.add_argument("--no-guests", action="store_true",
+                        help="run the simulated guests elsewhere (python -m ssvm_devcluster.sim_guests), not in this process")
     parser.add_argument("--faults", metavar="SPEC", default=None,
                         help="inject API faults into the controllers' requests, e.g. 'conflict=0.05,error=0.02,throttle=0.02,"
                              "slow=0.1,slowSeconds=0.2,cutWatch=30,seed=1' (default: $SSVM_DEVCLUSTER_FAULTS, else none)")
@@ -32,16 +34,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "kube-controller-manager (the first use builds them, several minutes)")
 
 
+def selected_simulators(args: argparse.Namespace) -> list:
+    from ssvm_devcluster.simulators import default_simulators
+
+    if args.no_simulators:
+        return []
+    return [sim for sim in default_simulators() if not (args.no_guests and sim.name == "guests")]
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
     import signal
     import sys
 
-    from ssvm_devcluster.simulators import default_simulators
-
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sims = [] if args.no_simulators else default_simulators()
+    sims = selected_simulators(args)
     if args.control_range:
         from ssvm_devcluster.ranges import check_range
 

@@ -134,3 +134,26 @@ def test_the_control_range_flag_is_checked():
     proc = subprocess.run([sys.executable, "-m", "ssvm_operator.cli", "devcluster", "--control-range", "10.0.0.0/16"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "inside 127.0.0.0/8" in proc.stderr
+
+
+def test_guest_shards_split_the_vms_and_a_bad_shard_is_refused():
+    from ssvm_devcluster.sim_guests import in_shard
+
+    names = [("bench", f"z{i}-ssvm-1") for i in range(200)]
+    owners = [[s for s in range(3) if in_shard(ns, name, (s, 3))] for ns, name in names]
+    assert all(len(o) == 1 for o in owners)                      # every VM has exactly one guest process
+    assert {o[0] for o in owners} == {0, 1, 2}                   # and each process gets some
+    proc = subprocess.run([sys.executable, "-m", "ssvm_devcluster.sim_guests", "--kubeconfig", "/nonexistent", "--shard", "3/3"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--shard 3/3" in proc.stderr
+
+
+def test_no_guests_leaves_the_guests_to_another_process():
+    from ssvm_devcluster import cli
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert [s.name for s in cli.selected_simulators(parser.parse_args(["--no-guests"]))] == ["kubevirt"]
+    assert sorted(s.name for s in cli.selected_simulators(parser.parse_args([]))) == ["guests", "kubevirt"]
+    assert cli.selected_simulators(parser.parse_args(["--no-simulators"])) == []

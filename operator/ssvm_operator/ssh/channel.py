@@ -18,6 +18,7 @@ import re
 import socket
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
@@ -37,7 +38,17 @@ _MAX_OUTPUT = 4 << 20  # an agent answer is a few KiB; stop reading a runaway gu
 LINGER = 5.0           # seconds an idle connection is kept for the next action to the same guest
 # SSH sessions get threads of their own: in asyncio's default pool (6 on 2 cores) a pass's next action
 # queued behind hundreds of other guests' and outwaited its kept connection
-SSH_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="guest-ssh")
+SSH_WORKERS = 16
+SSH_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=SSH_WORKERS, thread_name_prefix="guest-ssh")
+_SLOTS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _slots() -> asyncio.Semaphore:
+    """A session waits here for a free SSH thread, before its deadline starts: a guest is timed, not our queue."""
+    loop = asyncio.get_running_loop()
+    if loop not in _SLOTS:
+        _SLOTS[loop] = asyncio.Semaphore(SSH_WORKERS)
+    return _SLOTS[loop]
 
 
 @dataclass(frozen=True)
@@ -181,10 +192,11 @@ class SSHGuestChannel:
         secrets = collect_secrets(payload)
         abandoned = threading.Event()   # set when the caller stops waiting: the thread gives up at once
         try:
-            result = await asyncio.wait_for(
-                asyncio.get_running_loop().run_in_executor(SSH_THREADS, functools.partial(
-                    self._run_blocking, target, action, payload, clients, abandoned)),
-                timeout=self.timeouts.deadline + 1.0)  # the thread keeps its own deadline; this is the backstop
+            async with _slots():
+                result = await asyncio.wait_for(
+                    asyncio.get_running_loop().run_in_executor(SSH_THREADS, functools.partial(
+                        self._run_blocking, target, action, payload, clients, abandoned)),
+                    timeout=self.timeouts.deadline + 1.0)  # the thread keeps its own deadline; this is the backstop
             asyncio.get_running_loop().call_later(LINGER, self.close_idle, LINGER)
             return result
         except asyncio.TimeoutError:

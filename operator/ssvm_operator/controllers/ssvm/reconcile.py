@@ -36,7 +36,7 @@ from ssvm_operator.model.views import POOL_RESTART_ANNOTATION, is_ssvm_failure
 from ssvm_operator.model.vm import ObservedVM, VMPhase
 
 KIND = c.SSVM_KIND
-GATE_TIMEOUT = 30.0
+GATE_TIMEOUT = 180.0   # a backstop: the login has its own deadlines; this also covers waiting for an SSH thread
 STEADY = ("Running", "Stopped", "Error")
 
 
