@@ -62,3 +62,27 @@ def test_answers_expire_so_a_lost_deletion_costs_a_request_not_a_stale_vm():
     assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1") is None
     cache.seen("virtualmachineinstances", "DELETED", vm(4))
     assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1") is ABSENT
+
+
+def test_a_get_answer_is_kept_for_the_ttl_unless_something_came_while_it_was_on_its_way():
+    now = [0.0]
+    cache = VMCache(ttl=30, get_ttl=5, clock=lambda: now[0])
+    since = cache.reading("virtualmachines", "ns", "z1-ssvm-1")
+    cache.read("virtualmachines", "ns", "z1-ssvm-1", vm(5, "Running"), since)
+    now[0] = 4
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1")["status"]["printableStatus"] == "Running"
+    now[0] = 6
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1") is None, "older than the GET's ttl: ask again"
+    since = cache.reading("virtualmachines", "ns", "z1-ssvm-1")
+    cache.seen("virtualmachines", "MODIFIED", vm(6, "Stopped"))          # the watch shows a change meanwhile
+    cache.read("virtualmachines", "ns", "z1-ssvm-1", None, since)       # a 404 sent before it: stale
+    assert cache.lookup("virtualmachines", "ns", "z1-ssvm-1")["status"]["printableStatus"] == "Stopped"
+    since = cache.reading("virtualmachineinstances", "ns", "z1-ssvm-1")
+    cache.read("virtualmachineinstances", "ns", "z1-ssvm-1", None, since)
+    assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1") is ABSENT, "a 404 answers 'absent' for the ttl"
+    cache.seen("virtualmachineinstances", "ADDED", vm(7, "Scheduling"))
+    assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1")["status"]["printableStatus"] == "Scheduling"
+    since = cache.reading("virtualmachineinstances", "ns", "z1-ssvm-1")
+    cache.dropped("virtualmachineinstances", "ns", "z1-ssvm-1")        # a reboot deletes it while a GET is out
+    cache.read("virtualmachineinstances", "ns", "z1-ssvm-1", vm(7, "Running"), since)
+    assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1") is None

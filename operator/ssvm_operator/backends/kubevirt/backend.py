@@ -31,7 +31,7 @@ class KubeVirtBackend:
                  cache: VMCache | None = None) -> None:
         self.kube = client if isinstance(client, KubeClient) else KubeClient(client, timeout=timeout)
         self._agent = agent
-        self.cache = cache or VMCache()
+        self.cache = cache or VMCache(get_ttl=0.0)   # fed by no watch: every look is a GET
 
     @property
     def agent(self) -> AgentPayload:
@@ -43,6 +43,7 @@ class KubeVirtBackend:
         try:
             patched = await self.kube.patch(m.VM_PLURAL, namespace, name, patch, **KV)
             self.cache.wrote(m.VM_PLURAL, patched)
+            self.cache.dropped(m.VMI_PLURAL, namespace, name)   # a start or stop changes the instance: read it again
             return patched
         except ApiError as e:
             if e.status == 404:
@@ -53,10 +54,13 @@ class KubeVirtBackend:
         cached = self.cache.lookup(plural, namespace, name)
         if cached is not None:
             return None if cached is ABSENT else cached
+        since = self.cache.reading(plural, namespace, name)
         try:
-            return await self.kube.get(plural, namespace, name, **KV)
+            found = await self.kube.get(plural, namespace, name, **KV)
         except ApiError as e:
             raise _backend_error(e, f"get {plural}/{name}") from None
+        self.cache.read(plural, namespace, name, found, since)
+        return found
 
     # --- VMBackend ---
     async def readiness(self, namespace: str, zone_name: str, zone_spec: Mapping[str, Any]) -> BackendReadiness:

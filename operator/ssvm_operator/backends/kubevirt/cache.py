@@ -1,8 +1,9 @@
-"""VirtualMachines and VirtualMachineInstances as the operator's watch last showed them, so observing a
-VM mostly costs no request. Only what the watch showed within `ttl` seconds is answered: anything else
-is read with a GET (a miss is always safe), and so is what the backend itself wrote or deleted until the
-watch shows that change. A lagging, stalled or restarted watch (one that lost a deletion) so costs
-requests, and never leaves an answer older than `ttl`.
+"""VirtualMachines and VirtualMachineInstances as the operator's watch (or the backend's last GET) showed
+them, so observing a VM mostly costs no request. Only what the watch showed within `ttl` seconds (a
+GET within `get_ttl`) is answered: anything else is read with a GET (a miss is always safe), and so is
+what the backend itself wrote or deleted until the watch shows that change. A GET's answer is kept
+unless an event or a write came while it was on its way. A lagging, stalled or restarted watch (one
+that lost a deletion) so costs a GET per `get_ttl`, and never leaves an answer older than `ttl`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ Key = tuple[str, str, str]              # (plural, namespace, name)
 ABSENT: dict[str, Any] = {}             # the watch showed the object deleted
 _UNKNOWN: dict[str, Any] = {}           # written or dropped by the backend: ask the API; older events stay out
 TTL = 30.0                              # seconds an answer is trusted without a new event
+GET_TTL = 5.0                           # seconds a GET's answer is: the watch has not shown that object yet
 
 
 def _rv(body: Mapping[str, Any]) -> int | None:
@@ -24,9 +26,10 @@ def _rv(body: Mapping[str, Any]) -> int | None:
 
 
 class VMCache:
-    def __init__(self, ttl: float = TTL, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl, self.clock = ttl, clock
-        self._objects: dict[Key, tuple[int | None, dict[str, Any], float]] = {}
+    def __init__(self, ttl: float = TTL, clock: Callable[[], float] = time.monotonic, get_ttl: float = GET_TTL) -> None:
+        self.ttl, self.get_ttl, self.clock = ttl, get_ttl, clock
+        self._objects: dict[Key, tuple[int | None, dict[str, Any], float]] = {}   # (rv, body, trusted until)
+        self._changes: dict[Key, int] = {}   # how often each entry changed: a GET's answer is kept only if none came meanwhile
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> None:
@@ -35,7 +38,7 @@ class VMCache:
     def lookup(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object (a copy), ABSENT when shown deleted, None when unknown or too old (ask the API)."""
         entry = self._objects.get((plural, namespace, name))
-        if entry is None or entry[1] is _UNKNOWN or self.clock() - entry[2] > self.ttl:
+        if entry is None or entry[1] is _UNKNOWN or self.clock() >= entry[2]:
             return None
         return ABSENT if entry[1] is ABSENT else copy.deepcopy(entry[1])
 
@@ -58,16 +61,36 @@ class VMCache:
 
     def dropped(self, plural: str, namespace: str, name: str) -> None:
         """The backend deleted it (or asked for it to go): the next look asks the API."""
-        kept = self._objects.get((plural, namespace, name))
+        key = (plural, namespace, name)
+        kept = self._objects.get(key)
         if kept is not None:
-            self._objects[(plural, namespace, name)] = (kept[0], _UNKNOWN, kept[2])
+            self._objects[key] = (kept[0], _UNKNOWN, kept[2])
+        self._changes[key] = self._changes.get(key, 0) + 1   # a GET already on its way may predate the deletion
 
-    def _put(self, plural: str, namespace: str, name: str, body: dict[str, Any], value: dict[str, Any] | None) -> bool:
+    def reading(self, plural: str, namespace: str, name: str) -> int:
+        """Call before a GET; hand the result to `read` with the GET's answer."""
+        return self._changes.get((plural, namespace, name), 0)
+
+    def read(self, plural: str, namespace: str, name: str, body: Mapping[str, Any] | None, since: int) -> None:
+        """A GET's answer (None: not found), kept for `ttl` unless the entry changed while it was on its way."""
+        key = (plural, namespace, name)
+        if self._changes.get(key, 0) != since:
+            return
+        if body is None:
+            kept = self._objects.get(key)
+            self._objects[key] = (kept[0] if kept else None, ABSENT, self.clock() + self.get_ttl)
+            self._changes[key] = since + 1
+        else:
+            self._put(plural, namespace, name, dict(body), None, self.get_ttl)
+
+    def _put(self, plural: str, namespace: str, name: str, body: dict[str, Any], value: dict[str, Any] | None,
+             ttl: float | None = None) -> bool:
         """Keeps `body` (or `value` for it) unless what is kept is newer."""
         key = (plural, namespace, name)
         rv, kept = _rv(body), self._objects.get(key)
         if kept is not None and rv is not None and kept[0] is not None and rv < kept[0]:
             return False
         self._objects[key] = (rv if rv is not None else (kept[0] if kept else None),
-                              copy.deepcopy(body) if value is None else value, self.clock())
+                              copy.deepcopy(body) if value is None else value, self.clock() + (self.ttl if ttl is None else ttl))
+        self._changes[key] = self._changes.get(key, 0) + 1
         return True
