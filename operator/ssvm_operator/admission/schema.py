@@ -132,35 +132,21 @@ _BLOCKING = frozenset({"FieldValueNotSupported", "FieldValueRequired", "FieldVal
                        "FieldValueTypeInvalid"})
 RULES_NOT_CHECKED = _cause("FieldValueInvalid", "<nil>", "Invalid value: null: some validation rules were not checked because "
                            "the object was invalid; correct the existing errors to complete validation")
-_HAS_RULES: dict[int, tuple[dict[str, Any], bool]] = {}
+_RULES_FOUND: dict[tuple[int, bool], tuple[dict[str, Any], bool]] = {}
 
 
-def has_rules(schema: Any) -> bool:
-    """Whether any node of the schema carries x-kubernetes-validations (remembered per schema object)."""
+def has_rules(schema: Any, transition: bool = False) -> bool:
+    """Whether any node of the schema carries x-kubernetes-validations (with `transition`: a rule using
+    oldSelf), remembered per schema object."""
     if not isinstance(schema, dict):
         return False
-    seen = _HAS_RULES.get(id(schema))
+    seen = _RULES_FOUND.get((id(schema), transition))
     if seen is not None and seen[0] is schema:
         return seen[1]
-    found = _search_rules(schema)
-    if len(_HAS_RULES) > 256:   # schemas replaced by CRD updates are not remembered forever
-        _HAS_RULES.clear()
-    _HAS_RULES[id(schema)] = (schema, found)
-    return found
-
-
-_HAS_TRANSITION: dict[int, tuple[dict[str, Any], bool]] = {}
-
-
-def has_transition_rules(schema: dict[str, Any]) -> bool:
-    """Whether any node of the schema carries a rule using oldSelf (remembered per schema object)."""
-    seen = _HAS_TRANSITION.get(id(schema))
-    if seen is not None and seen[0] is schema:
-        return seen[1]
-    found = _search_rules(schema, transition=True)
-    if len(_HAS_TRANSITION) > 256:
-        _HAS_TRANSITION.clear()
-    _HAS_TRANSITION[id(schema)] = (schema, found)
+    found = _search_rules(schema, transition)
+    if len(_RULES_FOUND) > 512:   # schemas replaced by CRD updates are not remembered forever
+        _RULES_FOUND.clear()
+    _RULES_FOUND[(id(schema), transition)] = (schema, found)
     return found
 
 
@@ -247,7 +233,7 @@ def _validate(value: Any, schema: dict[str, Any], path: str, old: Any, root: boo
     if not schema:
         return []
     unchanged = unchanged or (old is not _NO_CHECK and value == old)
-    if rules_only and (not has_rules(schema) or (unchanged and not has_transition_rules(schema))):
+    if rules_only and (not has_rules(schema) or (unchanged and not has_rules(schema, transition=True))):
         return []
     causes: list[dict[str, str]] = []
     field = path or "<root>"

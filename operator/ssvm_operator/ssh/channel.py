@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import paramiko
 
@@ -126,7 +126,7 @@ class IdleConnections:
         with self._lock:
             self._kept.setdefault(guest, []).append((time.monotonic(), client))
 
-    def close(self, older_than: float = 0.0, match=lambda guest: True) -> None:
+    def close(self, older_than: float = 0.0, match: Callable[[tuple], bool] = lambda guest: True) -> None:
         now = time.monotonic()
         with self._lock:
             for guest, kept in list(self._kept.items()):
