@@ -3,7 +3,6 @@ once; otherwise it sleeps until its next pass is due or the operator stops."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol
 
@@ -24,8 +23,7 @@ def backoff_delay(attempt: int, hint: float | None, ceiling: float = MAX_BACKOFF
 
 
 class Wakeups:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
+    def __init__(self) -> None:
         self._events: dict[Hashable, asyncio.Event] = {}
 
     def event(self, key: Hashable) -> asyncio.Event:

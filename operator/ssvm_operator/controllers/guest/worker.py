@@ -108,7 +108,7 @@ class GuestOps:
         self.cluster, self.keys, self.logins, self.mesh, self.reach = cluster, keys, logins, mesh, reach
         self.settings, self.clock = settings or GuestSettings(), clock
         self.workers: dict[tuple[str, str], _Worker] = {}
-        self.wakeups = Wakeups(clock)
+        self.wakeups = Wakeups()
         mesh.listeners.append(self.wake_all)
         reach.listeners.append(self.wake)   # a newly reached instance gets its actions at once
         self.rotation = KeyRotation(cluster, keys, logins, reach, self.wake)
