@@ -148,7 +148,11 @@ class SimulatedGuest:
         # The transport's own thread does the work, handshake included; stop closes those still open.
         self._transports = {t for t in self._transports if t.is_active()}
         self.connections += 1
-        transport = paramiko.Transport(conn)
+        try:
+            transport = paramiko.Transport(conn)
+        except (OSError, paramiko.SSHException):   # the client went before its connection was taken on
+            conn.close()
+            return
         transport.add_server_key(self.host_key)
         self._transports.add(transport)
         transport.start_server(event=threading.Event(), server=_GuestInterface(self))

@@ -36,7 +36,7 @@ GUEST_WORKER = "ssvm-guest-ops"
 # Event handlers that run on every watch event (waking a loop, filling in a missing condition): their success is not logged.
 WAKE_HANDLERS = (ZONE_EVENT, STORE_EVENT, SSVM_EVENT, VM_EVENT, VMI_EVENT, GUEST_SSVM_EVENT, GUEST_ZONE_EVENT, GUEST_STORE_EVENT, *INIT_STATUS.values())
 
-# Stopping daemons (operator exit, object deletion): a daemon asleep notices its stop flag within a second and
-# ends on its own; one still busy is cancelled after DAEMON_EXIT_GRACE and abandoned after DAEMON_CANCEL_TIMEOUT more.
+# Stopping daemons (operator exit, object deletion): a daemon asleep wakes on its stop flag and ends on its own;
+# one still busy is cancelled after DAEMON_EXIT_GRACE and abandoned after DAEMON_CANCEL_TIMEOUT more.
 DAEMON_EXIT_GRACE = 1.5
 DAEMON_CANCEL_TIMEOUT = 5.0

@@ -73,15 +73,8 @@ class VMCache:
 
     def read(self, plural: str, namespace: str, name: str, body: Mapping[str, Any] | None, since: int) -> None:
         """A GET's answer (None: not found), kept for `ttl` unless the entry changed while it was on its way."""
-        key = (plural, namespace, name)
-        if self._changes.get(key, 0) != since:
-            return
-        if body is None:
-            kept = self._objects.get(key)
-            self._objects[key] = (kept[0] if kept else None, ABSENT, self.clock() + self.get_ttl)
-            self._changes[key] = since + 1
-        else:
-            self._put(plural, namespace, name, dict(body), None, self.get_ttl)
+        if self._changes.get((plural, namespace, name), 0) == since:
+            self._put(plural, namespace, name, dict(body or {}), None if body else ABSENT, self.get_ttl)
 
     def _put(self, plural: str, namespace: str, name: str, body: dict[str, Any], value: dict[str, Any] | None,
              ttl: float | None = None) -> bool:
