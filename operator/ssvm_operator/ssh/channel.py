@@ -9,7 +9,9 @@ firewall, setup-store, check) share one handshake; one the guest closed meanwhil
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import contextlib
 import errno
 import functools
 import json
@@ -20,7 +22,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, AsyncIterator, Callable, Mapping, Protocol
 
 import paramiko
 
@@ -40,14 +42,50 @@ LINGER = 5.0           # seconds an idle connection is kept for the next action 
 # queued behind hundreds of other guests' and outwaited its kept connection
 SSH_WORKERS = 16
 SSH_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=SSH_WORKERS, thread_name_prefix="guest-ssh")
-_SLOTS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+_SLOTS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SessionSlots]" = weakref.WeakKeyDictionary()
 
 
-def _slots() -> asyncio.Semaphore:
+class SessionSlots:
+    """The SSH threads, handed out first to sessions whose guest has a connection kept open: the actions of
+    one pass follow each other on one handshake instead of queueing behind every other guest's first."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiting: tuple[collections.deque, collections.deque] = (collections.deque(), collections.deque())
+
+    @contextlib.asynccontextmanager
+    async def slot(self, warm: bool) -> AsyncIterator[None]:
+        if self.free > 0 and not any(self._waiting):
+            self.free -= 1
+        else:
+            turn = asyncio.get_running_loop().create_future()
+            self._waiting[0 if warm else 1].append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._release()   # handed a slot as the caller gave up: pass it on
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for queue in self._waiting:
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():   # a cancelled waiter is skipped
+                    turn.set_result(None)
+                    return
+        self.free += 1
+
+
+def _slots() -> SessionSlots:
     """A session waits here for a free SSH thread, before its deadline starts: a guest is timed, not our queue."""
     loop = asyncio.get_running_loop()
     if loop not in _SLOTS:
-        _SLOTS[loop] = asyncio.Semaphore(SSH_WORKERS)
+        _SLOTS[loop] = SessionSlots(SSH_WORKERS)
     return _SLOTS[loop]
 
 
@@ -110,6 +148,10 @@ class IdleConnections:
     def __init__(self) -> None:
         self._kept: dict[tuple, list[tuple[float, paramiko.SSHClient]]] = {}
         self._lock = threading.Lock()
+
+    def has(self, guest: tuple) -> bool:
+        with self._lock:
+            return any(time.monotonic() - since < LINGER for since, _ in self._kept.get(guest) or ())
 
     def take(self, guest: tuple) -> paramiko.SSHClient | None:
         with self._lock:
@@ -192,7 +234,7 @@ class SSHGuestChannel:
         secrets = collect_secrets(payload)
         abandoned = threading.Event()   # set when the caller stops waiting: the thread gives up at once
         try:
-            async with _slots():
+            async with _slots().slot(warm=IDLE.has(self._guest(target))):
                 result = await asyncio.wait_for(
                     asyncio.get_running_loop().run_in_executor(SSH_THREADS, functools.partial(
                         self._run_blocking, target, action, payload, clients, abandoned)),

@@ -86,3 +86,20 @@ def test_a_get_answer_is_kept_for_the_ttl_unless_something_came_while_it_was_on_
     cache.dropped("virtualmachineinstances", "ns", "z1-ssvm-1")        # a reboot deletes it while a GET is out
     cache.read("virtualmachineinstances", "ns", "z1-ssvm-1", vm(7, "Running"), since)
     assert cache.lookup("virtualmachineinstances", "ns", "z1-ssvm-1") is None
+
+
+def test_a_stream_that_goes_on_is_trusted_and_a_relisting_asks_again_for_what_it_did_not_show():
+    now = [0.0]
+    cache = VMCache(clock=lambda: now[0])
+    plural = "virtualmachineinstances"
+    cache.seen(plural, None, vm(3, name="a"))         # kopf's initial listing: events without a type
+    cache.seen(plural, None, vm(4, name="b"))
+    cache.seen(plural, "MODIFIED", vm(5, name="a"))
+    now[0] = 200.0   # nothing changed for minutes: a resumed stream would have replayed any change
+    assert cache.lookup(plural, "ns", "a") is not None and cache.lookup(plural, "ns", "b") is not None
+    cache.seen(plural, None, vm(5, name="a"))         # a 410: kopf lists again, and "b" went meanwhile
+    assert cache.lookup(plural, "ns", "b") is None, "not shown by the new listing: ask the API"
+    assert cache.lookup(plural, "ns", "a")["metadata"]["resourceVersion"] == "5"
+    assert cache.lookup("virtualmachines", "ns", "a") is None, "another kind's listing is its own"
+    now[0] = 501.0
+    assert cache.lookup(plural, "ns", "a") is None, "no answer is older than the backstop ttl"

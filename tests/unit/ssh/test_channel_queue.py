@@ -26,3 +26,31 @@ def test_sessions_queued_behind_a_busy_pool_are_not_timed_out(monkeypatch):
         return await asyncio.gather(*(channel.run_action(target, "info", {}) for _ in range(4)))
 
     assert [r.ok for r in asyncio.run(four_at_once())] == [True] * 4
+
+
+def test_a_guest_with_a_connection_kept_open_goes_first_and_a_cancelled_waiter_takes_no_slot():
+    async def scenario():
+        slots, order = ch.SessionSlots(1), []
+
+        async def session(name, warm, hold):
+            async with slots.slot(warm):
+                order.append(name)
+                await hold.wait()
+
+        first_hold, rest = asyncio.Event(), asyncio.Event()
+        first = asyncio.create_task(session("first", False, first_hold))
+        await asyncio.sleep(0)
+        cold = asyncio.create_task(session("cold", False, rest))
+        gone = asyncio.create_task(session("gone", True, rest))
+        warm = asyncio.create_task(session("warm", True, rest))
+        await asyncio.sleep(0)
+        gone.cancel()            # gave up while waiting: its turn passes to the next
+        await asyncio.sleep(0)
+        first_hold.set()
+        rest.set()
+        await asyncio.gather(first, cold, warm)
+        return order, slots.free
+
+    order, free = asyncio.run(scenario())
+    assert order == ["first", "warm", "cold"], "the warm guest's next action reuses its handshake before a cold one starts"
+    assert free == 1, "every slot came back"

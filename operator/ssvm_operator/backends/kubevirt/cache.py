@@ -1,9 +1,10 @@
 """VirtualMachines and VirtualMachineInstances as the operator's watch (or the backend's last GET) showed
-them, so observing a VM mostly costs no request. Only what the watch showed within `ttl` seconds (a
-GET within `get_ttl`) is answered: anything else is read with a GET (a miss is always safe), and so is
-what the backend itself wrote or deleted until the watch shows that change. A GET's answer is kept
-unless an event or a write came while it was on its way. A lagging, stalled or restarted watch (one
-that lost a deletion) so costs a GET per `get_ttl`, and never leaves an answer older than `ttl`.
+them, so observing a VM mostly costs no request. What the watch showed is answered while its stream
+goes on (a resumed stream replays every change); a re-list (kopf's events without a type, after a 410)
+can miss a deletion, so what it has not shown again is read with a GET. `ttl` bounds any answer as a
+backstop, a GET's own answer is kept `get_ttl`, and what the backend itself wrote or deleted is read
+from the API until the watch shows that change. A miss is always safe: it costs one GET. A GET's
+answer is kept unless an event or a write came while it was on its way.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ Listener = Callable[[str, str], None]   # (namespace, name) of a VM whose VM or 
 Key = tuple[str, str, str]              # (plural, namespace, name)
 ABSENT: dict[str, Any] = {}             # the watch showed the object deleted
 _UNKNOWN: dict[str, Any] = {}           # written or dropped by the backend: ask the API; older events stay out
-TTL = 30.0                              # seconds an answer is trusted without a new event
+TTL = 300.0                             # seconds at most an answer is trusted without a new event
 GET_TTL = 5.0                           # seconds a GET's answer is: the watch has not shown that object yet
 
 
@@ -28,7 +29,9 @@ def _rv(body: Mapping[str, Any]) -> int | None:
 class VMCache:
     def __init__(self, ttl: float = TTL, clock: Callable[[], float] = time.monotonic, get_ttl: float = GET_TTL) -> None:
         self.ttl, self.get_ttl, self.clock = ttl, get_ttl, clock
-        self._objects: dict[Key, tuple[int | None, dict[str, Any], float]] = {}   # (rv, body, trusted until)
+        self._objects: dict[Key, tuple[int | None, dict[str, Any], float, int]] = {}   # (rv, body, trusted until, listing)
+        self._listings: dict[str, int] = {}      # per plural: how many listings the watch began
+        self._last_type: dict[str, str | None] = {}
         self._changes: dict[Key, int] = {}   # how often each entry changed: a GET's answer is kept only if none came meanwhile
         self._listeners: list[Listener] = []
 
@@ -38,12 +41,16 @@ class VMCache:
     def lookup(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object (a copy), ABSENT when shown deleted, None when unknown or too old (ask the API)."""
         entry = self._objects.get((plural, namespace, name))
-        if entry is None or entry[1] is _UNKNOWN or self.clock() >= entry[2]:
+        if (entry is None or entry[1] is _UNKNOWN or self.clock() >= entry[2]
+                or entry[3] != self._listings.get(plural, 0)):
             return None
         return ABSENT if entry[1] is ABSENT else copy.deepcopy(entry[1])
 
     def seen(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event; an answer older than what is kept (our own write's) is ignored."""
+        if event_type is None and self._last_type.get(plural, "") is not None:
+            self._listings[plural] = self._listings.get(plural, 0) + 1   # a (re)listing: what it does not show may be gone
+        self._last_type[plural] = event_type
         meta = body.get("metadata") or {}
         namespace, name = meta.get("namespace"), meta.get("name")
         if not namespace or not name:
@@ -64,7 +71,7 @@ class VMCache:
         key = (plural, namespace, name)
         kept = self._objects.get(key)
         if kept is not None:
-            self._objects[key] = (kept[0], _UNKNOWN, kept[2])
+            self._objects[key] = (kept[0], _UNKNOWN, kept[2], kept[3])
         self._changes[key] = self._changes.get(key, 0) + 1   # a GET already on its way may predate the deletion
 
     def reading(self, plural: str, namespace: str, name: str) -> int:
@@ -84,6 +91,7 @@ class VMCache:
         if kept is not None and rv is not None and kept[0] is not None and rv < kept[0]:
             return False
         self._objects[key] = (rv if rv is not None else (kept[0] if kept else None),
-                              copy.deepcopy(body) if value is None else value, self.clock() + (self.ttl if ttl is None else ttl))
+                              copy.deepcopy(body) if value is None else value, self.clock() + (self.ttl if ttl is None else ttl),
+                              self._listings.get(plural, 0))
         self._changes[key] = self._changes.get(key, 0) + 1
         return True
