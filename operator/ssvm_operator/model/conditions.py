@@ -13,13 +13,13 @@ def utcnow() -> str:
 
 def set_condition(conditions: Iterable[Mapping[str, Any]], type_: str, status: str, reason: str, message: str = "",
                   generation: int | None = None, now: str | None = None) -> list[dict[str, Any]]:
-    """A new condition list with `type_` set; other conditions and their order are kept."""
-    out: list[dict[str, Any]] = []
+    """A new condition list with `type_` set (a new dict); the other conditions, shared, and their order are kept."""
+    out: list[Any] = []
     found = False
     for cond in conditions:
-        cond = dict(cond)
         if cond.get("type") == type_:
             found = True
+            cond = dict(cond)
             if cond.get("status") != status:
                 cond["lastTransitionTime"] = now or utcnow()
             cond.update(status=status, reason=reason, message=message)

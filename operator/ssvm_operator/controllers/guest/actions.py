@@ -59,10 +59,14 @@ class GuestInputs:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+def address_order(ip: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in ip.split("."))
+
+
 def firewall_peers(self_key: tuple[str, str], ssvms: Iterable[SSVMAddress]) -> list[str]:
     """Public addresses of every other SSVM that is up, in all zones (the mesh), sorted and unique."""
     ips = {s.public_ip for s in ssvms if (s.namespace, s.name) != self_key and s.state in UP_STATES and s.public_ip}
-    return sorted(ips, key=lambda ip: tuple(int(p) for p in ip.split(".")))
+    return sorted(ips, key=address_order)
 
 
 def _store_payload(store: StoreInfo, zone_nfs_version: str | None) -> dict[str, Any]:

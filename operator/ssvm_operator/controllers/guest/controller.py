@@ -12,6 +12,7 @@ import kopf
 
 from ssvm_operator import constants as c
 from ssvm_operator.controllers import ids
+from ssvm_operator.controllers.guest.actions import SSVMAddress
 from ssvm_operator.controllers.guest.cluster import MESH_KEY, KubeCluster
 from ssvm_operator.controllers.guest.mesh import address_of
 from ssvm_operator.controllers.guest.status import store_status_patch
@@ -35,8 +36,9 @@ class GuestController:
         self.cluster.use(kwargs)
         if not namespace:
             return
-        self.ops.mesh.observe()
-        if type == "DELETED":
+        gone = type == "DELETED"
+        self.ops.mesh.observe(SSVMAddress(namespace, name, None, None) if gone else address_of(body))
+        if gone:
             self.ops.forget(namespace, name)
             self.cluster.bodies.pop((namespace, name), None)
             try:
