@@ -9,11 +9,12 @@ carried-out tokens, which stay until the object shows their acknowledgement or i
 """
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from ssvm_operator.model.snapshot import json_copy
 
 Key = tuple[str, str, str]   # (kind, namespace, name)
 
@@ -52,7 +53,7 @@ class UnseenWrites:
         group = (namespace, created_for) if created_for else (previous.group if previous else None)
         if previous is not None and previous.group not in (None, group):
             self._drop(key)
-        self._writes[key] = _Entry(copy.deepcopy(dict(response)), stale, self.clock(), group)
+        self._writes[key] = _Entry(json_copy(dict(response)), stale, self.clock(), group)
         if group is not None:
             self._created.setdefault((kind, *group), set()).add(name)
 
@@ -79,7 +80,7 @@ class UnseenWrites:
             return body
         rv = _rv(body)
         if rv in entry.stale or _older(rv, _rv(entry.response)):
-            return copy.deepcopy(entry.response)
+            return json_copy(entry.response)
         if rv != _rv(entry.response):
             self._drop((kind, namespace, name))   # the view has moved past our write
         return body
@@ -91,7 +92,7 @@ class UnseenWrites:
         for name in sorted(self._created.get((kind, namespace, owner), ())):
             entry = self._live((kind, namespace, name))
             if entry is not None and name not in shown:
-                out.append(copy.deepcopy(entry.response))
+                out.append(json_copy(entry.response))
         return out
 
     # --- carried-out tokens ---

@@ -8,10 +8,11 @@ answer is kept unless an event or a write came while it was on its way.
 """
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from ssvm_operator.model.snapshot import json_copy
 
 Listener = Callable[[str, str], None]   # (namespace, name) of a VM whose VM or instance changed
 Key = tuple[str, str, str]              # (plural, namespace, name)
@@ -44,7 +45,7 @@ class VMCache:
         if (entry is None or entry[1] is _UNKNOWN or self.clock() >= entry[2]
                 or entry[3] != self._listings.get(plural, 0)):
             return None
-        return ABSENT if entry[1] is ABSENT else copy.deepcopy(entry[1])
+        return ABSENT if entry[1] is ABSENT else json_copy(entry[1])
 
     def seen(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event; an answer older than what is kept (our own write's) is ignored."""
@@ -91,7 +92,7 @@ class VMCache:
         if kept is not None and rv is not None and kept[0] is not None and rv < kept[0]:
             return False
         self._objects[key] = (rv if rv is not None else (kept[0] if kept else None),
-                              copy.deepcopy(body) if value is None else value, self.clock() + (self.ttl if ttl is None else ttl),
+                              json_copy(body) if value is None else value, self.clock() + (self.ttl if ttl is None else ttl),
                               self._listings.get(plural, 0))
         self._changes[key] = self._changes.get(key, 0) + 1
         return True

@@ -2,7 +2,6 @@
 call) for zones, stores, SSVM names and addresses; the kube layer for reads, status and Events."""
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,6 +10,7 @@ from ssvm_operator.controllers import ids
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.events import EventSpec, object_ref, ref_of
 from ssvm_operator.model.store_urls import duplicate_store_urls
+from ssvm_operator.model.snapshot import json_copy
 
 MESH_KEY = "all"
 
@@ -52,7 +52,7 @@ class KubeCluster:
         body = self.bodies.get((namespace, name))
         if body is None:
             return await self.kube.client.get(c.SSVM_PLURAL, namespace, name)
-        return self.kube.unseen.freshest(c.SSVM_KIND, namespace, name, copy.deepcopy(dict(body)))
+        return self.kube.unseen.freshest(c.SSVM_KIND, namespace, name, json_copy(dict(body)))
 
     async def list_ssvms(self, namespace: str) -> list[Mapping[str, Any]]:
         return list(await self.kube.client.list(c.SSVM_PLURAL, namespace))

@@ -101,7 +101,6 @@ def _spec(zone: Mapping[str, Any]) -> Mapping[str, Any]:
     return (zone.get("spec") or {}).get("secondaryStorage") or {}
 
 
-
 class GuestOps:
     def __init__(self, cluster: Cluster, keys: KeyStore, logins: Logins, mesh: Mesh, reach: Reach,
                  settings: GuestSettings | None = None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -109,7 +108,7 @@ class GuestOps:
         self.settings, self.clock = settings or GuestSettings(), clock
         self.workers: dict[tuple[str, str], _Worker] = {}
         self.wakeups = Wakeups()
-        mesh.listeners.append(self.wake_all)
+        mesh.listeners.append(self.wake_reached)
         reach.listeners.append(self.wake)   # a newly reached instance gets its actions at once
         self.rotation = KeyRotation(cluster, keys, logins, reach, self.wake)
 
@@ -120,8 +119,9 @@ class GuestOps:
     def wake(self, namespace: str, name: str) -> None:
         self.wakeups.wake((namespace, name))
 
-    def wake_all(self) -> None:
-        self.wakeups.wake_all()
+    def wake_reached(self) -> None:
+        """A mesh change: only guests the gate has reached have a firewall to push (the gate wakes the others)."""
+        self.wakeups.wake_all(lambda key: key in self.reach)
 
     def forget(self, namespace: str, name: str) -> None:
         self.workers.pop((namespace, name), None)

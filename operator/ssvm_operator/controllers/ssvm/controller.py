@@ -27,6 +27,7 @@ from ssvm_operator.kube.wakeups import MAX_BACKOFF, backoff_delay
 from ssvm_operator.kube.events import ref_of
 from ssvm_operator.model.views import POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION
 from ssvm_operator.settings import OperatorConfig
+from ssvm_operator.model.snapshot import json_copy
 
 KIND = c.SSVM_KIND
 FAST_POLL = 0.5   # seconds between passes while an SSVM is in transition, growing to 5
@@ -68,12 +69,12 @@ class SSVMController:
         errors = transitions = 0
         while not stopped:
             self.kube.wakeups.clear(key)
-            ssvm = self.kube.unseen.freshest(KIND, namespace, name, copy.deepcopy(dict(body)))
+            ssvm = self.kube.unseen.freshest(KIND, namespace, name, json_copy(dict(body)))
             zone_ref = (ssvm.get("spec") or {}).get("zoneRef", "")
             zone = next(iter(zones_by_name.get((namespace, zone_ref), [])), None)
             try:
                 with metrics.observe_reconcile(KIND):
-                    result = await self.reconciler.run(ssvm, copy.deepcopy(zone) if zone else None, logger)
+                    result = await self.reconciler.run(ssvm, json_copy(zone) if zone else None, logger)
             except ApiError as e:
                 result = PassResult(False, 1.0, False)
                 logger.warning("SSVM %s: API error %s %s", name, e.status, e.reason)

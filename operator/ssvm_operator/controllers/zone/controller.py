@@ -27,6 +27,7 @@ from ssvm_operator.kube.wakeups import MAX_BACKOFF, backoff_delay
 from ssvm_operator.model.conditions import find_condition
 from ssvm_operator.model.views import CondSpec, awaits_kopf_finalizer
 from ssvm_operator.settings import OperatorConfig
+from ssvm_operator.model.snapshot import json_copy
 
 KIND = c.ZONE_KIND
 FINALIZER_WAIT = 60.0   # seconds the zone's finalizer waits in place for its SSVMs before kopf retries it
@@ -106,9 +107,9 @@ class ZoneController:
                 await self.kube.wakeups.sleep(key, delay, stopped)
                 continue
             try:
-                zone = copy.deepcopy(dict(body))
-                stores = [copy.deepcopy(s) for s in stores_by_zone.get((namespace, name), [])]
-                ssvms = [copy.deepcopy(s) for s in ssvms_by_zone.get((namespace, name), [])]
+                zone = json_copy(dict(body))
+                stores = [json_copy(s) for s in stores_by_zone.get((namespace, name), [])]
+                ssvms = [json_copy(s) for s in ssvms_by_zone.get((namespace, name), [])]
                 with metrics.observe_reconcile(KIND):
                     failures = await self.reconciler.run(zone, stores, ssvms, logger, HeldElsewhere(ssvm_zone_by_name, namespace, name))
                 if failures:
