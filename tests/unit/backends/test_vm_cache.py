@@ -103,3 +103,29 @@ def test_a_stream_that_goes_on_is_trusted_and_a_relisting_asks_again_for_what_it
     assert cache.lookup("virtualmachines", "ns", "a") is None, "another kind's listing is its own"
     now[0] = 501.0
     assert cache.lookup(plural, "ns", "a") is None, "no answer is older than the backstop ttl"
+
+
+def test_observing_the_same_two_versions_reads_them_once(monkeypatch):
+    import asyncio
+
+    from ssvm_operator.backends.kubevirt import backend as kv
+    from ssvm_operator.kube.client import KubeClient
+
+    class NoApi(KubeClient):
+        def __init__(self):
+            pass
+
+        async def get(self, *a, **k):
+            raise AssertionError("the cache answers")
+
+    readings = []
+    real = kv.observe_objects
+    monkeypatch.setattr(kv, "observe_objects", lambda vm, vmi: readings.append(1) or real(vm, vmi))
+    cache = VMCache()
+    backend = kv.KubeVirtBackend(NoApi(), cache=cache)
+    cache.seen("virtualmachines", "ADDED", vm(5, "Running"))
+    cache.seen("virtualmachineinstances", "ADDED", {**vm(6), "status": {"phase": "Running"}})
+    first = asyncio.run(backend.observe("ns", "z1-ssvm-1"))
+    assert asyncio.run(backend.observe("ns", "z1-ssvm-1")) is first and len(readings) == 1
+    cache.seen("virtualmachineinstances", "MODIFIED", {**vm(7), "status": {"phase": "Failed", "reason": "Crash"}})
+    assert asyncio.run(backend.observe("ns", "z1-ssvm-1")).reason == "Crash" and len(readings) == 2

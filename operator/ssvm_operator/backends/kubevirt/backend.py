@@ -32,6 +32,7 @@ class KubeVirtBackend:
         self.kube = client if isinstance(client, KubeClient) else KubeClient(client, timeout=timeout)
         self._agent = agent
         self.cache = cache or VMCache(get_ttl=0.0)   # fed by no watch: every look is a GET
+        self._observed: dict[tuple[str, str], tuple[tuple[str | None, str | None], ObservedVM]] = {}   # the last reading, by the versions it read
 
     @property
     def agent(self) -> AgentPayload:
@@ -50,8 +51,8 @@ class KubeVirtBackend:
                 raise BackendError("VMAbsent", f"VirtualMachine {namespace}/{name} does not exist") from None
             raise _backend_error(e, f"patch virtualmachines/{name}") from None
 
-    async def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        cached = self.cache.lookup(plural, namespace, name)
+    async def _get(self, plural: str, namespace: str, name: str, shared: bool = False) -> dict[str, Any] | None:
+        cached = self.cache.lookup(plural, namespace, name, shared)
         if cached is not None:
             return None if cached is ABSENT else cached
         since = self.cache.reading(plural, namespace, name)
@@ -132,6 +133,7 @@ class KubeVirtBackend:
         secret = _secret_of(vm) if vm else f"{name}-cloudinit"
         self.cache.dropped(m.VM_PLURAL, namespace, name)
         self.cache.dropped(m.VMI_PLURAL, namespace, name)
+        self._observed.pop((namespace, name), None)
         try:
             await self.kube.delete(m.VM_PLURAL, namespace, name, propagation="Background", **KV)
             await self.kube.delete_secret(namespace, secret)
@@ -139,9 +141,15 @@ class KubeVirtBackend:
             raise _backend_error(e, f"delete {name}") from None
 
     async def observe(self, namespace: str, name: str) -> ObservedVM:
-        vm = await self._get(m.VM_PLURAL, namespace, name)
-        vmi = await self._get(m.VMI_PLURAL, namespace, name) if vm is not None else None
-        return observe_objects(vm, vmi)
+        vm = await self._get(m.VM_PLURAL, namespace, name, shared=True)
+        vmi = await self._get(m.VMI_PLURAL, namespace, name, shared=True) if vm is not None else None
+        versions = (_version(vm), _version(vmi))
+        known = self._observed.get((namespace, name))
+        if known is not None and known[0] == versions and None not in versions:
+            return known[1]   # neither object changed: no second reading of the same two
+        observed = observe_objects(vm, vmi)
+        self._observed[(namespace, name)] = (versions, observed)
+        return observed
 
 
 def readiness_from_discovery(served: Mapping[str, list[str]], zone_name: str, zone_spec: Mapping[str, Any]) -> BackendReadiness:
@@ -171,6 +179,14 @@ def _vm_update_patch(vm: dict[str, Any]) -> dict[str, Any]:
     meta = vm["metadata"]
     return {"metadata": {"labels": meta.get("labels"), "annotations": meta.get("annotations"),
                          "ownerReferences": meta.get("ownerReferences")}, "spec": spec}
+
+
+def _version(body: Mapping[str, Any] | None) -> str | None:
+    """Which version of an object was read ("absent" for none; None when it does not say)."""
+    if body is None:
+        return "absent"
+    meta = body.get("metadata") or {}
+    return f"{meta.get('uid')}/{meta['resourceVersion']}" if meta.get("resourceVersion") else None
 
 
 def _secret_of(vm: Mapping[str, Any]) -> str:

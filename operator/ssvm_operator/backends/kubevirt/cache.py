@@ -39,13 +39,14 @@ class VMCache:
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def lookup(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """The object (a copy), ABSENT when shown deleted, None when unknown or too old (ask the API)."""
+    def lookup(self, plural: str, namespace: str, name: str, shared: bool = False) -> dict[str, Any] | None:
+        """The object (a copy; `shared`: the kept one, for a reader that changes nothing), ABSENT when shown
+        deleted, None when unknown or too old (ask the API)."""
         entry = self._objects.get((plural, namespace, name))
         if (entry is None or entry[1] is _UNKNOWN or self.clock() >= entry[2]
                 or entry[3] != self._listings.get(plural, 0)):
             return None
-        return ABSENT if entry[1] is ABSENT else json_copy(entry[1])
+        return entry[1] if entry[1] is ABSENT or shared else json_copy(entry[1])
 
     def seen(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event; an answer older than what is kept (our own write's) is ignored."""

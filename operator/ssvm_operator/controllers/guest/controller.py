@@ -20,7 +20,7 @@ from ssvm_operator.controllers.guest.worker import GuestOps
 from ssvm_operator.kube.client import ApiError
 
 
-def index_mesh(body: kopf.Body, **_: Any) -> dict[str, Any]:
+async def index_mesh(body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {MESH_KEY: address_of(body)}
 
 
@@ -46,9 +46,9 @@ class GuestController:
             except ApiError:
                 pass   # the next result written to the store prunes it too
             return
-        self.ops.wake(namespace, name)
+        self.ops.seen(namespace, name, body)
 
-    def on_zone_event(self, namespace: str, name: str, **kwargs: Any) -> None:
+    async def on_zone_event(self, namespace: str, name: str, **kwargs: Any) -> None:
         self.cluster.use(kwargs)
         if namespace:
             self._wake_zone(namespace, name, kwargs)

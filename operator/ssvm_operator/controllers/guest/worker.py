@@ -8,6 +8,7 @@ tests and the bench memory stand-ins.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -91,6 +92,20 @@ def _new_token(body: Mapping[str, Any], field: str, observed: str) -> str | None
     return token if token and token != (body.get("status") or {}).get(observed) else None
 
 
+# status the guest controller writes itself (with its conditions): an event that changed only these is the echo
+# of its own write, which its worker already knows (the record of unseen writes), so it wakes nobody
+OWN_STATUS = frozenset({"actions", "hostKeyFingerprint", "health", "observedCheckRequest", "observedDiagnosticsRequest",
+                        "diagnostics", "conditions"})
+
+
+def worker_inputs(body: Mapping[str, Any]) -> str:
+    """What of an SSVM its guest worker acts on, apart from what it writes itself (one comparable string)."""
+    meta = body.get("metadata") or {}
+    status = {k: v for k, v in (body.get("status") or {}).items() if k not in OWN_STATUS}
+    return json.dumps([meta.get("generation"), meta.get("deletionTimestamp"), body.get("spec"), status],
+                      sort_keys=True, default=str)
+
+
 def _requests(result: Any) -> int | None:
     """How many times the guest was asked for this content (its ledger's count), if it said."""
     value = result.data.get("requests")
@@ -107,6 +122,7 @@ class GuestOps:
         self.cluster, self.keys, self.logins, self.mesh, self.reach = cluster, keys, logins, mesh, reach
         self.settings, self.clock = settings or GuestSettings(), clock
         self.workers: dict[tuple[str, str], _Worker] = {}
+        self._inputs: dict[tuple[str, str], str] = {}   # worker_inputs of each SSVM's last event
         self.wakeups = Wakeups()
         mesh.listeners.append(self.wake_reached)
         reach.listeners.append(self.wake)   # a newly reached instance gets its actions at once
@@ -119,12 +135,20 @@ class GuestOps:
     def wake(self, namespace: str, name: str) -> None:
         self.wakeups.wake((namespace, name))
 
+    def seen(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
+        """An SSVM's event: wakes its worker unless only what the worker writes itself changed."""
+        inputs = worker_inputs(body)
+        if self._inputs.get((namespace, name)) != inputs:
+            self._inputs[(namespace, name)] = inputs
+            self.wake(namespace, name)
+
     def wake_reached(self) -> None:
         """A mesh change: only guests the gate has reached have a firewall to push (the gate wakes the others)."""
         self.wakeups.wake_all(lambda key: key in self.reach)
 
     def forget(self, namespace: str, name: str) -> None:
         self.workers.pop((namespace, name), None)
+        self._inputs.pop((namespace, name), None)
         self.wakeups.forget((namespace, name))
         self.reach.pop((namespace, name), None)
         self.keys.forget_host(namespace, name)

@@ -6,6 +6,7 @@ errors back off exponentially and become conditions and (once per new reason) Wa
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import kopf
@@ -33,7 +34,11 @@ KIND = c.SSVM_KIND
 FAST_POLL = 0.5   # seconds between passes while an SSVM is in transition, growing to 5
 
 
-def index_ssvm(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+async def _feed_cache(cache: VMCache, plural: str, type: str | None, body: kopf.Body, **_: Any) -> None:
+    cache.seen(plural, type, body)
+
+
+async def index_ssvm(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     meta, spec, status = body.get("metadata", {}), body.get("spec") or {}, body.get("status") or {}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k in (POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION)}
     conditions = [dict(x) for x in status.get("conditions") or [] if x.get("type") in ("Ready", "UpToDate")]
@@ -55,7 +60,7 @@ class SSVMController:
         self.kube, self.backends, self.config = kube, backends, config
         self.reconciler = SSVMReconciler(kube, backends, gate, requests)
 
-    def on_ssvm_event(self, namespace: str, name: str, body: kopf.Body, **_: Any) -> None:
+    async def on_ssvm_event(self, namespace: str, name: str, body: kopf.Body, **_: Any) -> None:
         if not namespace:
             return
         zone = (body.get("spec") or {}).get("zoneRef")
@@ -121,8 +126,7 @@ class SSVMController:
             for plural, handler_id in ((VM_PLURAL, ids.VM_EVENT), (VMI_PLURAL, ids.VMI_EVENT)):
                 # only the SSVMs' VMs (their instances carry the template's labels): a shared namespace's other VMs are not kept
                 kopf.on.event(KUBEVIRT_GROUP, KUBEVIRT_VERSION, plural, id=handler_id, registry=registry,
-                              labels={c.LABEL_SSVM: kopf.PRESENT})(
-                    lambda type, body, plural=plural, **_: vm_cache.seen(plural, type, body))
+                              labels={c.LABEL_SSVM: kopf.PRESENT})(functools.partial(_feed_cache, vm_cache, plural))
         g, v, p = c.GROUP, c.VERSION, c.SSVM_PLURAL
         kopf.index(g, v, p, id=ids.SSVMS_INDEX, registry=registry)(index_ssvm)
         kopf.on.event(g, v, p, id=ids.SSVM_EVENT, registry=registry)(self.on_ssvm_event)

@@ -33,13 +33,13 @@ KIND = c.ZONE_KIND
 FINALIZER_WAIT = 60.0   # seconds the zone's finalizer waits in place for its SSVMs before kopf retries it
 
 
-def index_zone(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+async def index_zone(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     meta = body.get("metadata", {})
     return {(namespace, name): {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation", "deletionTimestamp")},
                                 "spec": copy.deepcopy(dict(body.get("spec") or {}))}}
 
 
-def index_store(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+async def index_store(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     meta, spec = body.get("metadata", {}), body.get("spec") or {}
     return {(namespace, spec.get("zoneRef", "")): {
         "metadata": {k: meta.get(k) for k in ("name", "namespace", "generation", "resourceVersion", "creationTimestamp",
@@ -49,7 +49,7 @@ def index_store(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, st
     }}
 
 
-def index_ssvm_zone(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+async def index_ssvm_zone(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
     return {(namespace, name): (body.get("spec") or {}).get("zoneRef", "")}
 
 
@@ -68,7 +68,7 @@ class ZoneController:
         self.kube, self.config = kube, config
         self.reconciler = ZoneReconciler(kube, backends)
 
-    def on_zone_event(self, namespace: str, name: str, **_: Any) -> None:
+    async def on_zone_event(self, namespace: str, name: str, **_: Any) -> None:
         if namespace:
             self.kube.wakeups.wake((KIND, namespace, name))
 
