@@ -77,13 +77,14 @@ def test_a_joining_ssvm_adds_one_push_per_peer_and_a_leaving_one_too():
         world.cluster.add_ssvm(NS, f"z1-ssvm-{i}", "z1", _ips(i))
         run(world.cluster.bring_up(world.gate, NS, f"z1-ssvm-{i}"))
     run(world.step_all())
-    base = world.fake.pushes("firewall")
+    base, checks = world.fake.pushes("firewall"), world.fake.pushes("check")
     run(world.step_all())
     assert world.fake.pushes("firewall") == base   # steady: nothing
     world.cluster.set_state(NS, "z1-ssvm-2", "Stopped")
     run(world.step_all())
     assert world.fake.pushes("firewall") == base + 2
     assert _peers(world, 0) == [_ips(1)]
+    assert world.fake.pushes("check") == checks, "a new allow-list alone is no reason for a health check"
 
 
 def _unhealthy(world, name):

@@ -40,3 +40,14 @@ def test_peers_are_every_other_up_address_sorted_once_per_change():
     mesh.observe(SSVMAddress("ns", "d", "Stopping", "10.0.1.1"))
     mesh.observe(SSVMAddress("ns", "e", "Running", "10.0.0.2"))
     assert mesh.peers("ns", "a") == ["10.0.0.2", "10.0.0.9"], "the next call after a change sorts again"
+
+
+def test_a_large_mesh_waits_longer_before_allow_lists_are_pushed_again():
+    world = {("ns", f"s{i}"): SSVMAddress("ns", f"s{i}", "Running", f"10.0.{i // 250}.{i % 250}") for i in range(1000)}
+    mesh = Mesh(lambda: list(world.values()), max_delay=10.0)
+    assert mesh.longest_wait == 10.0, "nothing observed yet"
+    mesh.observe()
+    assert mesh.longest_wait == 30.0, "1,000 SSVMs: 30 ms each"
+    for i in range(900):
+        mesh.observe(SSVMAddress("ns", f"s{i}", None, None))
+    assert mesh.longest_wait == 10.0

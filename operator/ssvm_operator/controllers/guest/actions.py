@@ -11,7 +11,8 @@ from ssvm_operator.controllers.guest.hashing import action_hash
 
 SETUP_STORE, FIREWALL, VM_SETUP, REMOVE_STORE = "setup-store", "firewall", "vm-setup", "remove-store"
 # Status keys under status.actions, in the order CloudStack sends the commands on an SSVM's start.
-ACTION_ORDER: tuple[tuple[str, str], ...] = ((SETUP_STORE, "setupStore"), (FIREWALL, "firewall"), (VM_SETUP, "vmSetup"))
+FIREWALL_KEY = "firewall"   # its key under status.actions
+ACTION_ORDER: tuple[tuple[str, str], ...] = ((SETUP_STORE, "setupStore"), (FIREWALL, FIREWALL_KEY), (VM_SETUP, "vmSetup"))
 # States whose public address other SSVMs' firewalls admit.
 UP_STATES = frozenset({"Running"})
 
@@ -104,7 +105,7 @@ def plan_guest_actions(inputs: GuestInputs) -> list[PlannedAction]:
     return [
         PlannedAction(SETUP_STORE, "setupStore", tuple(store_payloads), _hash(SETUP_STORE, store_payloads, inputs),
                       tuple(s.name for s in nfs), tuple(_hash(SETUP_STORE, [p], inputs) for p in store_payloads)),
-        PlannedAction(FIREWALL, "firewall", (firewall,), _hash(FIREWALL, [firewall], inputs)),
+        PlannedAction(FIREWALL, FIREWALL_KEY, (firewall,), _hash(FIREWALL, [firewall], inputs)),
         PlannedAction(VM_SETUP, "vmSetup", (vm_setup,), _hash(VM_SETUP, [vm_setup], inputs)),
     ]
 

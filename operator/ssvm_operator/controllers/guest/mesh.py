@@ -19,6 +19,9 @@ def address_of(body: Mapping[str, Any]) -> SSVMAddress:
     return SSVMAddress(meta.get("namespace", ""), meta.get("name", ""), state, public)
 
 
+PER_MEMBER = 0.03   # seconds of the longest wait per SSVM in the mesh (30 s at 1,000)
+
+
 def members(addresses: Iterable[SSVMAddress]) -> dict[tuple[str, str], str]:
     """What the firewalls depend on: who is up, with which public address."""
     return {(a.namespace, a.name): a.public_ip for a in addresses if a.state in UP_STATES and a.public_ip}
@@ -76,12 +79,18 @@ class Mesh:
         own = current.get((namespace, name))
         return [ip for ip in ordered if ip != own] if own is not None and holders[own] == 1 else list(ordered)
 
+    @property
+    def longest_wait(self) -> float:
+        """`max_delay`, or PER_MEMBER seconds per SSVM in a larger mesh: re-pushing every allow-list (N addresses
+        each) while SSVMs keep joining then costs O(N) per second, not O(N^2)."""
+        return max(self.max_delay, PER_MEMBER * len(self._members or ()))
+
     async def settled(self) -> None:
-        """Returns once the mesh saw no change for `quiet` seconds, or after `max_delay` at most."""
+        """Returns once the mesh saw no change for `quiet` seconds, or after `longest_wait` at most."""
         started = self.clock()
         while True:
-            now = self.clock()
+            now, longest = self.clock(), self.longest_wait
             left = self.quiet - (now - self.changed_at)
-            if left <= 0 or now - started >= self.max_delay:
+            if left <= 0 or now - started >= longest:
                 return
-            await asyncio.sleep(min(left, self.max_delay - (now - started)))
+            await asyncio.sleep(min(left, longest - (now - started)))

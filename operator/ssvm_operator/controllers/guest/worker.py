@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from ssvm_operator import metrics
 from ssvm_operator.controllers.guest.actions import (
+    FIREWALL_KEY,
     SETUP_STORE,
     GuestInputs,
     PlannedAction,
@@ -217,7 +218,9 @@ class GuestOps:
                 break   # the guest is unreachable: the rest waits for the next pass
         asked = _new_token(body, "checkRequest", "observedCheckRequest")
         diagnose = _new_token(body, "diagnosticsRequest", "observedDiagnosticsRequest")
-        health_patch, recreate = await self._health(w, body, zone, seen, channel, target, bool(outcomes), asked, force=bool(diagnose))
+        # a new allow-list alone (the mesh changed) changes nothing a check looks at: no check for it
+        configured = any(o.status_key != FIREWALL_KEY for o in outcomes)
+        health_patch, recreate = await self._health(w, body, zone, seen, channel, target, configured, asked, force=bool(diagnose))
         extra: dict[str, Any] = {}
         if diagnose:
             host = self.keys.cached_host_key(body)
