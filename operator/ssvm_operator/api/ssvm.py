@@ -168,3 +168,6 @@ class SecondaryStorageVM(ApiModel):
 
 # The conditions the guest controller writes on an SSVM; the SSVM's Ready summarises them once it runs.
 GUEST_CONDITIONS = tuple(t for t, owner in SecondaryStorageVM.CONDITIONS.items() if owner == "guest")
+# The status fields the guest controller writes on an SSVM, besides its conditions.
+GUEST_STATUS = frozenset({"actions", "hostKeyFingerprint", "health", "observedCheckRequest", "observedDiagnosticsRequest",
+                          "diagnostics"})

@@ -28,6 +28,7 @@ from ssvm_operator.controllers.guest.actions import (
     plan_guest_actions,
 )
 from ssvm_operator.agent.ledger import BOOT_ID, CONTENT_HASH, LEDGER_KEY
+from ssvm_operator.api.ssvm import GUEST_STATUS
 from ssvm_operator.controllers.ssvm.start_gate import Reach, Reached
 from ssvm_operator.kube import events as ev
 from ssvm_operator.kube.wakeups import Stopped, Wakeups
@@ -93,10 +94,9 @@ def _new_token(body: Mapping[str, Any], field: str, observed: str) -> str | None
     return token if token and token != (body.get("status") or {}).get(observed) else None
 
 
-# status the guest controller writes itself (with its conditions): an event that changed only these is the echo
-# of its own write, which its worker already knows (the record of unseen writes), so it wakes nobody
-OWN_STATUS = frozenset({"actions", "hostKeyFingerprint", "health", "observedCheckRequest", "observedDiagnosticsRequest",
-                        "diagnostics", "conditions"})
+# what the guest controller writes itself: an event that changed only these is the echo of its own write,
+# which its worker already knows (the record of unseen writes), so it wakes nobody
+OWN_STATUS = GUEST_STATUS | {"conditions"}
 
 
 def worker_inputs(body: Mapping[str, Any]) -> str:

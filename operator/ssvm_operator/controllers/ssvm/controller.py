@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from ssvm_operator import constants as c
 from ssvm_operator import metrics
+from ssvm_operator.api.ssvm import GUEST_STATUS
 from ssvm_operator.backends.base import BackendError
 from ssvm_operator.backends.kubevirt.cache import VMCache
 from ssvm_operator.backends.kubevirt.models import KUBEVIRT_GROUP, KUBEVIRT_VERSION, VM_PLURAL, VMI_PLURAL
@@ -38,11 +41,12 @@ async def _feed_cache(cache: VMCache, plural: str, type: str | None, body: kopf.
     cache.seen(plural, type, body)
 
 
-async def index_ssvm(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+def zone_entry(namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the zone controller reads of one of its SSVMs (the `ssvms_by_zone` index entry)."""
     meta, spec, status = body.get("metadata", {}), body.get("spec") or {}, body.get("status") or {}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k in (POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION)}
     conditions = [dict(x) for x in status.get("conditions") or [] if x.get("type") in ("Ready", "UpToDate")]
-    return {(namespace, spec.get("zoneRef", "")): {
+    return {
         "metadata": {"name": meta.get("name"), "namespace": namespace, "uid": meta.get("uid"), "labels": dict(meta.get("labels") or {}),
                      "annotations": annotations, "deletionTimestamp": meta.get("deletionTimestamp"),
                      "resourceVersion": meta.get("resourceVersion")},
@@ -51,7 +55,25 @@ async def index_ssvm(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[st
         "status": {"state": status.get("state"), "health": {"activeSessions": (status.get("health") or {}).get("activeSessions", 0)},
                    "conditions": conditions, "observedRecreateRequest": status.get("observedRecreateRequest"),
                    "observedRebootRequest": status.get("observedRebootRequest")},
-    }}
+    }
+
+
+def zone_inputs(namespace: str, body: Mapping[str, Any]) -> str:
+    """The zone's entry without the version: when it is unchanged, the SSVM's event is no news to the zone."""
+    entry = zone_entry(namespace, body)
+    entry["metadata"].pop("resourceVersion")
+    return json.dumps(entry, sort_keys=True, default=str)
+
+
+def lifecycle_inputs(body: Mapping[str, Any]) -> str:
+    """All of an SSVM but what the guest controller writes besides its conditions (they make Ready) and the version."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+    status = {k: v for k, v in (body.get("status") or {}).items() if k not in GUEST_STATUS}
+    return json.dumps([meta, body.get("spec"), status], sort_keys=True, default=str)
+
+
+async def index_ssvm(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(namespace, (body.get("spec") or {}).get("zoneRef", "")): zone_entry(namespace, body)}
 
 
 class SSVMController:
@@ -59,14 +81,27 @@ class SSVMController:
                  requests: VMRequestBuilder) -> None:
         self.kube, self.backends, self.config = kube, backends, config
         self.reconciler = SSVMReconciler(kube, backends, gate, requests)
+        self._zone_inputs: dict[tuple[str, str], str] = {}        # zone_inputs of each SSVM's last event
+        self._lifecycle_inputs: dict[tuple[str, str], str] = {}   # lifecycle_inputs of each SSVM's last event
 
-    async def on_ssvm_event(self, namespace: str, name: str, body: kopf.Body, **_: Any) -> None:
+    async def on_ssvm_event(self, type: str | None, namespace: str, name: str, body: kopf.Body, **_: Any) -> None:
+        """Wakes the SSVM's lifecycle and its zone's loop, each only when something it reads changed: the guest
+        controller's health heartbeat and action records wake neither."""
         if not namespace:
             return
+        key, gone = (namespace, name), type == "DELETED"
         zone = (body.get("spec") or {}).get("zoneRef")
-        if zone:
+        seen_by_zone = None if gone else zone_inputs(namespace, body)
+        if zone and (gone or self._zone_inputs.get(key) != seen_by_zone):
             self.kube.wakeups.wake((c.ZONE_KIND, namespace, zone))
-        self.kube.wakeups.wake((KIND, namespace, name))
+        seen_by_lifecycle = None if gone else lifecycle_inputs(body)
+        if gone or self._lifecycle_inputs.get(key) != seen_by_lifecycle:
+            self.kube.wakeups.wake((KIND, namespace, name))
+        if gone:
+            self._zone_inputs.pop(key, None)
+            self._lifecycle_inputs.pop(key, None)
+        else:
+            self._zone_inputs[key], self._lifecycle_inputs[key] = seen_by_zone, seen_by_lifecycle
 
     async def ssvm_daemon(self, namespace: str, name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: Any,
                           zones_by_name: kopf.Index, **_: Any) -> None:
