@@ -129,3 +129,22 @@ def test_observing_the_same_two_versions_reads_them_once(monkeypatch):
     assert asyncio.run(backend.observe("ns", "z1-ssvm-1")) is first and len(readings) == 1
     cache.seen("virtualmachineinstances", "MODIFIED", {**vm(7), "status": {"phase": "Failed", "reason": "Crash"}})
     assert asyncio.run(backend.observe("ns", "z1-ssvm-1")).reason == "Crash" and len(readings) == 2
+
+
+def test_what_is_kept_of_a_vm_is_what_the_backend_reads():
+    from ssvm_operator.backends.kubevirt.cache import kept_of
+    from ssvm_operator.backends.kubevirt.observe import observe_objects
+
+    full_vm = {"metadata": {**vm(5)["metadata"], "uid": "u1", "annotations": {"a": "b"}, "managedFields": [{"manager": "x"}]},
+               "spec": {"runStrategy": "Always", "template": {"spec": {
+                   "domain": {"devices": {"disks": [{"name": "root"}] * 4}},
+                   "volumes": [{"name": "root", "containerDisk": {"image": "ssvm:1"}},
+                               {"name": "cloudinit", "cloudInitNoCloud": {"secretRef": {"name": "z1-ssvm-1-cloudinit"}}}]}}},
+               "status": {"printableStatus": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    full_vmi = {"metadata": {**vm(6)["metadata"], "uid": "i1"}, "spec": {"domain": {"cpu": {"cores": 1}}},
+                "status": {"phase": "Running", "interfaces": [{"name": "default", "ipAddress": "10.244.0.7"}]}}
+    kept_vm, kept_vmi = kept_of(full_vm), kept_of(full_vmi)
+    assert "managedFields" not in kept_vm["metadata"] and "domain" not in kept_vm["spec"]["template"]["spec"]
+    assert kept_vm["spec"] == {"runStrategy": "Always", "template": {"spec": {"volumes": [full_vm["spec"]["template"]["spec"]["volumes"][1]]}}}
+    assert "spec" not in kept_vmi
+    assert observe_objects(kept_vm, kept_vmi) == observe_objects(full_vm, full_vmi)

@@ -4,7 +4,8 @@ goes on (a resumed stream replays every change); a re-list (kopf's events withou
 can miss a deletion, so what it has not shown again is read with a GET. `ttl` bounds any answer as a
 backstop, a GET's own answer is kept `get_ttl`, and what the backend itself wrote or deleted is read
 from the API until the watch shows that change. A miss is always safe: it costs one GET. A GET's
-answer is kept unless an event or a write came while it was on its way.
+answer is kept unless an event or a write came while it was on its way. Only what the backend reads of an
+object is kept (`kept_of`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,21 @@ ABSENT: dict[str, Any] = {}             # the watch showed the object deleted
 _UNKNOWN: dict[str, Any] = {}           # written or dropped by the backend: ask the API; older events stay out
 TTL = 300.0                             # seconds at most an answer is trusted without a new event
 GET_TTL = 5.0                           # seconds a GET's answer is: the watch has not shown that object yet
+
+
+def kept_of(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the backend reads of a VM or an instance (metadata, status, the VM's run strategy and cloud-init
+    volume), copied: a VM's template and an instance's domain, thousands of times over, stay out of memory."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    out: dict[str, Any] = {"metadata": meta, "status": body.get("status") or {}}
+    spec = body.get("spec") or {}
+    wanted = {k: spec[k] for k in ("runStrategy", "running") if k in spec}
+    volumes = [v for v in ((spec.get("template") or {}).get("spec") or {}).get("volumes") or () if v.get("cloudInitNoCloud")]
+    if volumes:
+        wanted["template"] = {"spec": {"volumes": volumes}}
+    if wanted:
+        out["spec"] = wanted
+    return json_copy(out)
 
 
 def _rv(body: Mapping[str, Any]) -> int | None:
@@ -93,7 +109,7 @@ class VMCache:
         if kept is not None and rv is not None and kept[0] is not None and rv < kept[0]:
             return False
         self._objects[key] = (rv if rv is not None else (kept[0] if kept else None),
-                              json_copy(body) if value is None else value, self.clock() + (self.ttl if ttl is None else ttl),
+                              kept_of(body) if value is None else value, self.clock() + (self.ttl if ttl is None else ttl),
                               self._listings.get(plural, 0))
         self._changes[key] = self._changes.get(key, 0) + 1
         return True
