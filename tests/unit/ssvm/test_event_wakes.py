@@ -36,3 +36,7 @@ def test_what_each_reads_wakes_it():
         assert zone_inputs("ns", changed(edit)) != zone_inputs("ns", ssvm())
     for edit in (lambda b: b["spec"].update(desiredState="Stopped"), lambda b: b["status"].update(state="Stopping")):
         assert lifecycle_inputs(changed(edit)) != lifecycle_inputs(ssvm())
+
+
+def test_a_new_zone_reference_is_news_to_the_zone():
+    assert zone_inputs("ns", changed(lambda b: b["spec"].update(zoneRef="z2"))) != zone_inputs("ns", ssvm())

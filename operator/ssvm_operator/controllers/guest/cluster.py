@@ -9,8 +9,8 @@ from ssvm_operator import constants as c
 from ssvm_operator.controllers import ids
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.events import EventSpec, object_ref, ref_of
-from ssvm_operator.model.store_urls import duplicate_store_urls
 from ssvm_operator.model.snapshot import json_copy
+from ssvm_operator.model.store_urls import duplicate_store_urls
 
 MESH_KEY = "all"
 

@@ -29,9 +29,9 @@ from ssvm_operator.kube.client import ApiError
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.wakeups import MAX_BACKOFF, backoff_delay
 from ssvm_operator.kube.events import ref_of
+from ssvm_operator.model.snapshot import json_copy
 from ssvm_operator.model.views import POOL_RESTART_ANNOTATION, UPGRADING_ANNOTATION
 from ssvm_operator.settings import OperatorConfig
-from ssvm_operator.model.snapshot import json_copy
 
 KIND = c.SSVM_KIND
 FAST_POLL = 0.5   # seconds between passes while an SSVM is in transition, growing to 5
@@ -62,7 +62,7 @@ def zone_inputs(namespace: str, body: Mapping[str, Any]) -> str:
     """The zone's entry without the version: when it is unchanged, the SSVM's event is no news to the zone."""
     entry = zone_entry(namespace, body)
     entry["metadata"].pop("resourceVersion")
-    return json.dumps(entry, sort_keys=True, default=str)
+    return json.dumps([(body.get("spec") or {}).get("zoneRef"), entry], sort_keys=True, default=str)
 
 
 def lifecycle_inputs(body: Mapping[str, Any]) -> str:

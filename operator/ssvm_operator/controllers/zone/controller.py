@@ -25,9 +25,9 @@ from ssvm_operator.kube.context import Kube
 from ssvm_operator.kube.events import object_ref
 from ssvm_operator.kube.wakeups import MAX_BACKOFF, backoff_delay
 from ssvm_operator.model.conditions import find_condition
+from ssvm_operator.model.snapshot import json_copy
 from ssvm_operator.model.views import CondSpec, awaits_kopf_finalizer
 from ssvm_operator.settings import OperatorConfig
-from ssvm_operator.model.snapshot import json_copy
 
 KIND = c.ZONE_KIND
 FINALIZER_WAIT = 60.0   # seconds the zone's finalizer waits in place for its SSVMs before kopf retries it
