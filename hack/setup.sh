@@ -8,8 +8,10 @@ ROOT=$(pwd)
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages the system tests and the demo use (real sshd, iptables, netns, NFS server/client tools).
-# prometheus: its promtool checks and tests the chart's alert rules.
-DEB_PACKAGES=(openssh-server openssh-client iptables iproute2 nfs-ganesha nfs-ganesha-vfs libnfs-utils procps openssl prometheus)
+# prometheus: its promtool checks and tests the chart's alert rules. debootstrap, qemu: the SSVM image
+# (hack/ssvm-image/build.sh) is built and booted under software emulation.
+DEB_PACKAGES=(openssh-server openssh-client iptables iproute2 nfs-ganesha nfs-ganesha-vfs libnfs-utils procps openssl prometheus
+              debootstrap qemu-system-x86 qemu-utils e2fsprogs)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
