@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 import shutil
 import socket
@@ -26,6 +27,9 @@ TIMEOUTS = Timeouts(connect=5, banner=20, auth=20, command=60, deadline=90)
 
 @pytest.fixture(scope="module")
 def image() -> pathlib.Path:
+    """The image hack/test.sh built (SSVM_IMAGE), else built (or found in the cache) now."""
+    if os.environ.get("SSVM_IMAGE"):
+        return pathlib.Path(os.environ["SSVM_IMAGE"])
     done = subprocess.run(["bash", str(PROJECT / "hack/ssvm-image/build.sh")], capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stderr[-2000:]
     return pathlib.Path(done.stdout.strip().splitlines()[-1])
