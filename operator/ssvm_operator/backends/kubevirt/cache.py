@@ -97,7 +97,7 @@ class VMCache:
         return self._changes.get((plural, namespace, name), 0)
 
     def read(self, plural: str, namespace: str, name: str, body: Mapping[str, Any] | None, since: int) -> None:
-        """A GET's answer (None: not found), kept for `ttl` unless the entry changed while it was on its way."""
+        """A GET's answer (None: not found), kept `get_ttl` seconds unless the entry changed while it was on its way."""
         if self._changes.get((plural, namespace, name), 0) == since:
             self._put(plural, namespace, name, dict(body or {}), None if body else ABSENT, self.get_ttl)
 
