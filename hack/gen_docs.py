@@ -19,6 +19,16 @@ DOCS = ROOT / "docs"
 NEW = "new: no CloudStack equivalent"
 
 # Zone.spec field -> the CloudStack setting, table or concept it replaces.
+LIBVIRT_NETWORK = {   # the same fields under each traffic type of template.libvirt.networks
+    "*": "the traffic type's bridge (CloudStack's traffic label on KVM)",
+    "bridge": "the KVM traffic label: a host bridge (`cloudbr0`, `cloud0`)",
+    "network": f"{NEW} (a libvirt-managed network)",
+    "cidr": "the pod/VLAN range's netmask (`host_pod_ref.cidr`, `vlan.vlan_netmask`)",
+    "gateway": "the range's gateway",
+    "firstAddress": "the start of the IP range (`op_dc_ip_address_alloc`, `user_ip_address`)",
+    "lastAddress": "the end of the IP range",
+}
+
 CLOUDSTACK: dict[str, str] = {
     "networkType": "`data_center.networktype` (Basic / Advanced zone)",
     "securityGroupsEnabled": "`data_center.is_security_group_enabled`",
@@ -64,6 +74,18 @@ CLOUDSTACK: dict[str, str] = {
     "secondaryStorage.template.external.hosts.address": "the host's private IP",
     "secondaryStorage.template.external.hosts.port": "the control port 3922 (`CheckSshCommand`)",
     "secondaryStorage.template.external.hosts.hostKey": f"{NEW} (CloudStack trusts on first use; here the key is pinned)",
+    "secondaryStorage.template.libvirt": "a KVM host of the zone running the system VM (`KVMHostInfo`, the libvirt agent's host)",
+    "secondaryStorage.template.libvirt.uri": "the KVM host's libvirt connection (the KVM agent's `qemu:///system`)",
+    "secondaryStorage.template.libvirt.sshKeySecretRef": f"{NEW} (CloudStack's KVM agent runs on the host itself)",
+    "secondaryStorage.template.libvirt.knownHosts": f"{NEW} (the remote host's SSH key, pinned)",
+    "secondaryStorage.template.libvirt.domainType": "the hypervisor type `KVM` (`qemu` is software emulation, as `kvm.emulate`-less test hosts run it)",
+    "secondaryStorage.template.libvirt.image": "the system VM template (`systemvm-kvm-*.qcow2`), here booted from its kernel",
+    "secondaryStorage.template.libvirt.image.kernel": f"{NEW} (CloudStack boots the template's own boot loader)",
+    "secondaryStorage.template.libvirt.image.initrd": f"{NEW} (CloudStack boots the template's own boot loader)",
+    "secondaryStorage.template.libvirt.image.rootDisk": "the system VM template on primary storage",
+    "secondaryStorage.template.libvirt.storagePool": "the primary storage pool the root volume is created in",
+    "secondaryStorage.template.libvirt.networks": "the KVM host's traffic labels (`kvm.*.network.device` bridges)",
+    "secondaryStorage.template.libvirt.shutdownTimeoutSeconds": "the KVM agent's `stop.script.timeout` wait before destroying a domain",
     "secondaryStorage.mtu": "`secstorage.vm.mtu.size`",
     "secondaryStorage.encryptCopy": "`secstorage.encrypt.copy`",
     "secondaryStorage.allowedInternalSites": "`secstorage.allowed.internal.sites`",
@@ -164,6 +186,8 @@ def _cloudstack(path: str) -> str | None:
     parts = path.split(".")
     if len(parts) == 3 and parts[0] == "networks":  # the same fields under each traffic type
         return CLOUDSTACK.get(f"networks.*.{parts[2]}")
+    if len(parts) >= 5 and parts[:4] == ["secondaryStorage", "template", "libvirt", "networks"]:
+        return LIBVIRT_NETWORK.get(parts[5] if len(parts) > 5 else "*")
     if len(parts) >= 2 and parts[-2].endswith("SecretRef"):
         return {"name": "(the Secret holding it)", "key": "(the key within that Secret)"}.get(parts[-1])
     return None

@@ -9,9 +9,11 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages the system tests and the demo use (real sshd, iptables, netns, NFS server/client tools).
 # prometheus: its promtool checks and tests the chart's alert rules. debootstrap, qemu: the SSVM image
-# (hack/ssvm-image/build.sh) is built and booted under software emulation.
+# (hack/ssvm-image/build.sh) is built and booted under software emulation. libvirt: the libvirt backend's
+# system test runs libvirtd; libvirt-dev, pkg-config, gcc and python3-dev build libvirt-python from PyPI.
 DEB_PACKAGES=(openssh-server openssh-client iptables iproute2 nfs-ganesha nfs-ganesha-vfs libnfs-utils procps openssl prometheus
-              debootstrap qemu-system-x86 qemu-utils e2fsprogs)
+              debootstrap qemu-system-x86 qemu-utils e2fsprogs
+              libvirt-daemon-system libvirt-clients libvirt-dev pkg-config gcc python3-dev)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -38,9 +40,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(cat pyproject.toml devcluster/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  log "installing Python packages into .venv (pip install -e .[devcluster,test] -e ./devcluster)"
+  log "installing Python packages into .venv (pip install -e .[devcluster,test,libvirt] -e ./devcluster)"
   # The filter drops pip's notes about this machine's optional local indexes; real errors still show.
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[devcluster,test]" -e ./devcluster \
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[devcluster,test,libvirt]" -e ./devcluster \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   rm -f .venv/.installed-*; touch "$stamp"
 fi

@@ -11,7 +11,7 @@ MIRROR="${SSVM_IMAGE_MIRROR:-http://deb.debian.org/debian}"
 CACHE_ROOT="${SSVM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ssvm-operator}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROJECT="$(cd "$HERE/../.." && pwd)"
-PACKAGES=(python3 openssh-server iptables nfs-common iproute2 systemd-sysv udev kmod e2fsprogs
+PACKAGES=(python3 openssh-server iptables nfs-common iproute2 systemd-sysv udev kmod e2fsprogs dbus
           linux-image-cloud-amd64 initramfs-tools)
 RECIPE=$( { cat "${BASH_SOURCE[0]}" "$HERE/ssvm-boot" "$HERE/ssvm-boot.service" "$HERE/sshd-ssvm.conf" \
             "$PROJECT"/operator/ssvm_operator/agent/*.py; echo "$SUITE ${PACKAGES[*]}"; } | sha256sum | cut -c1-12)
@@ -70,7 +70,8 @@ seconds=$(( $(date +%s) - start ))
 size=$(stat -c %s "$work/out/rootfs.qcow2")
 cat > "$work/out/image.json" <<JSON
 {"suite": "$SUITE", "kernel": "$kernel", "recipe": "$RECIPE", "rootfsBytes": $size, "buildSeconds": $seconds,
- "sshPort": 3922, "agent": "/usr/local/bin/ssvm-agent", "configDiskLabel": "SSVMCFG"}
+ "sshPort": 3922, "agent": "/usr/local/bin/ssvm-agent", "configDiskLabel": "SSVMCFG",
+ "configDiskSerial": "ssvmcfg"}
 JSON
 rm -rf "$OUT"
 mv "$work/out" "$OUT"

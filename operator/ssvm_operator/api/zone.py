@@ -8,7 +8,7 @@ from pydantic import Field
 from ssvm_operator.api.base import (HOST_PATTERN, item_rules, IPV4_CIDR_PATTERN, IPV4_OR_CIDR_PATTERN, IPV4_PATTERN, OCI_REFERENCE_RULE, ApiModel,
                    ObjectStatus, SecretKeyRef, cel, validations)
 
-Backend = Literal["kubevirt", "external"]
+Backend = Literal["kubevirt", "external", "libvirt"]
 
 # An http proxy URL: scheme http, a host, an optional port, nothing else (credentials stay out of specs).
 PROXY_RULE = r"^http://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?/?$"
@@ -66,11 +66,72 @@ class ExternalTemplate(ApiModel):
     hosts: list[ExternalHost] = Field(default_factory=list, max_length=64, description="Hosts, one SSVM slot each.")
 
 
+BRIDGE_RULE = r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,14}$"   # a Linux interface name: at most 15 characters
+LIBVIRT_URI_RULE = r"^(qemu(\+(ssh|libssh|libssh2|tls|tcp|unix))?://[^\s/]*/(system|session)(\?[^\s]*)?|test:///default)$"
+ABSOLUTE_PATH_RULE = r"^/[^\s]*$"
+
+
+class LibvirtNetwork(ApiModel):
+    """How one traffic type reaches SSVMs on a libvirt host: a host bridge or a libvirt network, and the range
+    the operator hands addresses out of (they reach the guest as boot arguments, as CloudStack's do)."""
+
+    model_config = ApiModel.model_config | {"json_schema_extra": validations(
+        cel("has(self.bridge) != has(self.network)", "set exactly one of bridge or network"),
+    )}
+
+    bridge: str | None = Field(default=None, pattern=BRIDGE_RULE, description="A bridge on the host (`<interface type='bridge'>`).")
+    network: str | None = Field(default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]*$",
+                                description="A libvirt network (`<interface type='network'>`).")
+    cidr: str = Field(pattern=IPV4_CIDR_PATTERN, description="The network's CIDR: the netmask in the boot arguments.")
+    gateway: str | None = Field(default=None, pattern=IPV4_PATTERN, description="Its gateway (the default route when this NIC carries it).")
+    first_address: str | None = Field(default=None, pattern=IPV4_PATTERN,
+                                      description="First address handed to SSVMs; the CIDR's first host address when unset (the gateway is skipped).")
+    last_address: str | None = Field(default=None, pattern=IPV4_PATTERN, description="Last address handed to SSVMs; the CIDR's last host address when unset.")
+
+
+class LibvirtNetworks(ApiModel):
+    """The NICs of an SSVM on libvirt, by traffic type; an unset traffic type rides the control NIC."""
+
+    control: LibvirtNetwork = Field(description="eth0: the operator reaches SSH on 3922 here.")
+    management: LibvirtNetwork | None = Field(default=None, description="The agent's link to the management server.")
+    public: LibvirtNetwork | None = Field(default=None, description="Public traffic (the default NIC in Advanced zones).")
+    guest: LibvirtNetwork | None = Field(default=None, description="Guest network (the default NIC in Basic and security-group zones).")
+    storage: LibvirtNetwork | None = Field(default=None, description="NFS to the image stores.")
+
+
+class LibvirtImage(ApiModel):
+    """The SSVM image on the host (hack/ssvm-image/build.sh builds it): booted directly from its kernel."""
+
+    kernel: str = Field(min_length=2, max_length=1024, pattern=ABSOLUTE_PATH_RULE, description="Path of the kernel (vmlinuz) on the host.")
+    initrd: str = Field(min_length=2, max_length=1024, pattern=ABSOLUTE_PATH_RULE, description="Path of the initramfs on the host.")
+    root_disk: str = Field(min_length=2, max_length=1024, pattern=ABSOLUTE_PATH_RULE,
+                           description="Path of the qcow2 root file system on the host: the backing file of each SSVM's copy-on-write disk.")
+
+
+class LibvirtTemplate(ApiModel):
+    """Where and how SSVMs run as libvirt domains (KVM, or QEMU's software emulation)."""
+
+    uri: str = Field(default="qemu:///system", max_length=1024, pattern=LIBVIRT_URI_RULE,
+                     description="libvirt connection URI: `qemu:///system`, or `qemu+ssh://user@host/system` for a remote host.")
+    ssh_key_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding the SSH private key for a `qemu+ssh`/`qemu+libssh` URI.")
+    known_hosts: str | None = Field(default=None, max_length=8192,
+                                    description="known_hosts lines pinning the remote host's SSH key (for `qemu+libssh`/`qemu+libssh2`).")
+    domain_type: Literal["kvm", "qemu"] = Field(default="kvm", description="`kvm` (hardware virtualisation) or `qemu` (software emulation).")
+    image: LibvirtImage = Field(description="Kernel, initramfs and root file system on the host.")
+    storage_pool: str = Field(default="default", min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]*$",
+                              description="Storage pool holding each SSVM's copy-on-write disk and config disk.")
+    networks: LibvirtNetworks = Field(description="The SSVM's NICs by traffic type.")
+    shutdown_timeout_seconds: int = Field(default=30, ge=1, le=600,
+                                          description="Seconds a stopping SSVM gets to shut down cleanly before it is powered off.")
+
+
 class Template(ApiModel):
     """System VM template per backend."""
 
     kubevirt: KubeVirtTemplate | None = Field(default=None, description="Image for the kubevirt backend.")
     external: ExternalTemplate | None = Field(default=None, description="Hosts for the external backend.")
+    libvirt: LibvirtTemplate | None = Field(default=None, description="Host, image and networks for the libvirt backend.")
 
 
 class ManagementEndpoint(ApiModel):
@@ -118,10 +179,12 @@ class SecondaryStorage(ApiModel):
             ".minRunning"),
         cel("!has(self.backend) || self.backend != 'external' || !has(self.template) || has(self.template.external)",
             "the external backend takes its hosts from template.external", ".template"),
+        cel("!has(self.backend) || self.backend != 'libvirt' || !has(self.template) || has(self.template.libvirt)",
+            "the libvirt backend takes its host, image and networks from template.libvirt", ".template"),
     )}
 
     enabled: bool = Field(default=True, description="Run SSVMs in this zone (CloudStack `enable.secstorage.vm`); false stops them, as QuickCloud does.")
-    backend: Backend = Field(default="kubevirt", description="Where SSVMs run: `kubevirt` VirtualMachines or `external` hosts.")
+    backend: Backend = Field(default="kubevirt", description="Where SSVMs run: `kubevirt` VirtualMachines, `libvirt` domains or `external` hosts.")
     min_running: int = Field(default=1, ge=0, le=100, description="SSVMs kept running as standby, whatever the load.")
     max_count: int = Field(default=5, ge=1, le=100, description="Most SSVMs in the zone (CloudStack `max.ssvm.count`).")
     session_max: int = Field(default=50, ge=1, le=10000, description="Copy sessions one SSVM serves (CloudStack `secstorage.session.max`).")

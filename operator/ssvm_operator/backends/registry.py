@@ -1,7 +1,8 @@
 """Which backend runs a zone's SSVMs: chosen by `spec.secondaryStorage.backend`, or one override for all.
 
-`kubevirt` is the KubeVirt backend when its package is importable; `external` drives hosts the
-operator does not create (backends/external.py), over SSH with the keys guest operations attach.
+`kubevirt` is the KubeVirt backend when its package is importable; `libvirt` runs domains on a libvirt
+host when libvirt-python is installed; `external` drives hosts the operator does not create
+(backends/external.py), over SSH with the keys guest operations attach.
 A kind this build cannot run says so through readiness (`BackendReady=False`, `BackendNotImplemented`).
 """
 from __future__ import annotations
@@ -58,6 +59,19 @@ def _kubevirt_factory(api_client: Any, vm_cache: Any = None) -> Callable[[], VMB
     return make
 
 
+def _libvirt_factory(api_client: Any) -> Callable[[], VMBackend]:
+    def make() -> VMBackend:
+        try:
+            import libvirt  # noqa: F401 - the binding is an optional extra
+        except ImportError as e:
+            return UnimplementedBackend("libvirt", f"the libvirt backend needs libvirt-python (pip install 'ssvm-operator[libvirt]'): {e}")
+        from ssvm_operator.backends.libvirt.backend import LibvirtBackend
+        from ssvm_operator.kube.client import KubeClient
+        secrets = api_client if isinstance(api_client, KubeClient) else (KubeClient(api_client) if api_client is not None else None)
+        return LibvirtBackend(secrets)
+    return make
+
+
 def _external() -> VMBackend:
     from ssvm_operator.backends.external import ExternalBackend
     return ExternalBackend()
@@ -78,6 +92,7 @@ class BackendRegistry:
         return cls({
             "kubevirt": _kubevirt_factory(api_client, vm_cache),
             "external": _external,
+            "libvirt": _libvirt_factory(api_client),
         }, override)
 
     def attach_guest(self, channels: Any) -> None:
@@ -91,9 +106,11 @@ class BackendRegistry:
         return ((zone_spec or {}).get("secondaryStorage") or {}).get("backend", "kubevirt")
 
     def for_zone(self, zone_spec: Mapping[str, Any] | None) -> VMBackend:
+        return self.for_kind(self.kind_of(zone_spec))
+
+    def for_kind(self, kind: str) -> VMBackend:
         if self.override is not None:
             return self.override
-        kind = self.kind_of(zone_spec)
         if kind not in self._made:
             factory = self._factories.get(kind)
             self._made[kind] = factory() if factory else UnimplementedBackend(kind, f"no backend named {kind!r}")

@@ -51,8 +51,12 @@ def default_traffic(spec: ZoneSpec) -> str:
 
 
 def plan_nics(zone_spec: ZoneSpec | Mapping[str, Any]) -> list[PlannedNic]:
-    """The SSVM's NICs in device order; the pod NIC is the default when the default network is unset."""
+    """The SSVM's NICs in device order; the pod NIC is the default when the default network is unset.
+    A libvirt zone's NICs come from its `template.libvirt.networks` (bridges or libvirt networks)."""
     spec = as_zone_spec(zone_spec)
+    ss = spec.secondary_storage
+    if ss.backend == "libvirt" and ss.template is not None and ss.template.libvirt is not None:
+        return plan_libvirt_nics(spec, ss.template.libvirt.networks)
     nets = spec.networks
     default_name = default_traffic(spec)
     default_mapping: NetworkMapping | None = getattr(nets, default_name)
@@ -67,4 +71,40 @@ def plan_nics(zone_spec: ZoneSpec | Mapping[str, Any]) -> list[PlannedNic]:
             continue
         nics.append(PlannedNic(len(nics), name, traffic, mapping.network_name, default=(name == default_name),
                                gateway=mapping.gateway, cidr=mapping.cidr))
+    return nics
+
+
+def plan_libvirt_nics(spec: ZoneSpec, nets: Any) -> list[PlannedNic]:
+    """NICs of an SSVM on libvirt (`LibvirtNetworks`), in the same device order; `network_name` is the
+    bridge or libvirt network, and control carries the default route when the default network is unset."""
+    def link(n: Any) -> str:
+        return f"bridge:{n.bridge}" if n.bridge else f"network:{n.network}"
+
+    default_name = default_traffic(spec)
+    default_net = getattr(nets, default_name)
+    nics = [PlannedNic(0, CONTROL, "Control", link(nets.control), default=default_net is None,
+                       gateway=nets.control.gateway, cidr=nets.control.cidr)]
+    for name, traffic in ((MANAGEMENT, "Management"), (default_name, "Guest" if default_name == GUEST else "Public"),
+                          (STORAGE, "Storage")):
+        net = getattr(nets, name)
+        if net is not None:
+            nics.append(PlannedNic(len(nics), name, traffic, link(net), default=(name == default_name),
+                                   gateway=net.gateway, cidr=net.cidr))
+    return nics
+
+
+def nics_by_traffic(by_interface: Mapping[str, Any]) -> dict[str, Any]:
+    """Traffic type -> NIC from interface name -> NIC; traffic types without a NIC of their own ride the
+    control NIC, storage without one rides the management NIC, as CloudStack routes it."""
+    nics: dict[str, Any] = {}
+    for name, nic in by_interface.items():
+        traffic = TRAFFIC_OF_INTERFACE.get(name)
+        if traffic:
+            nics[traffic] = nic
+    control = nics.get("control")
+    if control:
+        nics.setdefault("public", control)
+        nics.setdefault("private", control)
+    if "private" in nics:
+        nics.setdefault("storage", nics["private"])
     return nics

@@ -35,12 +35,14 @@ def _digest(value: Any) -> str:
 
 def material_parts(zone_spec: Mapping[str, Any], ssvm_spec: Mapping[str, Any] | None) -> tuple[str, str]:
     """(template digest, offering digest) as resolved for one SSVM: its overrides, else the zone's."""
-    from ssvm_operator.api.zone import ExternalTemplate, KubeVirtTemplate, Offering
+    from ssvm_operator.api.zone import ExternalTemplate, KubeVirtTemplate, LibvirtTemplate, Offering
     ss = zone_spec.get("secondaryStorage") or {}
     backend = ss.get("backend", "kubevirt")
-    model = ExternalTemplate if backend == "external" else KubeVirtTemplate
+    model = {"external": ExternalTemplate, "libvirt": LibvirtTemplate}.get(backend, KubeVirtTemplate)
     override = ((ssvm_spec or {}).get("template") or {}).get(backend)
     template = _normalized(model, override or (ss.get("template") or {}).get(backend))
+    if backend != "kubevirt":   # a move to another backend is a template change even when both templates are empty
+        template = {"backend": backend, "template": template}
     offering = _normalized(Offering, (ssvm_spec or {}).get("offering") or ss.get("offering"), _NOT_MATERIAL)
     return _digest(template), _digest(offering)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ssvm_operator.model.niclayout import CONTROL, TRAFFIC_OF_INTERFACE
+from ssvm_operator.model.niclayout import CONTROL, nics_by_traffic
 from ssvm_operator.model.vm import NicInfo, ObservedVM, VMPhase
 from ssvm_operator.backends.kubevirt import models as m
 from ssvm_operator.backends.kubevirt.manifests import ANNOTATION_SPEC_HASH
@@ -25,8 +25,7 @@ _PHASE_OF_VMI = {"Pending": VMPhase.PROVISIONING, "Scheduling": VMPhase.PROVISIO
 
 
 def nics_from_vmi(vmi: m.VMIRead | None) -> dict[str, NicInfo]:
-    """Traffic type -> NIC from `status.interfaces[]`; traffic types without a NIC of their own
-    ride the control (pod) NIC, storage without one rides the management NIC, as CloudStack routes it."""
+    """Traffic type -> NIC from `status.interfaces[]` (see `nics_by_traffic`)."""
     by_name: dict[str, NicInfo] = {}
     for iface in (vmi.status.interfaces if vmi else []):
         if not iface.name:
@@ -34,18 +33,7 @@ def nics_from_vmi(vmi: m.VMIRead | None) -> dict[str, NicInfo]:
         ip = iface.ip_address or next((a for a in iface.ip_addresses if ":" not in a), None)
         network = "pod" if iface.name == CONTROL else iface.name
         by_name[iface.name] = NicInfo(ip=_bare(ip), mac=iface.mac, network=network)
-    nics: dict[str, NicInfo] = {}
-    for name, nic in by_name.items():
-        traffic = TRAFFIC_OF_INTERFACE.get(name)
-        if traffic:
-            nics[traffic] = nic
-    control = nics.get("control")
-    if control:
-        nics.setdefault("public", control)
-        nics.setdefault("private", control)
-    if "private" in nics:
-        nics.setdefault("storage", nics["private"])
-    return nics
+    return nics_by_traffic(by_name)
 
 
 def _bare(ip: str | None) -> str | None:

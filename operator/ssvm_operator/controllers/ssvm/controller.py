@@ -135,8 +135,9 @@ class SSVMController:
         """The finalizer: the SSVM's VM is destroyed before the object goes."""
         zone_name = (body.get("spec") or {}).get("zoneRef", "")
         zone = next(iter(zones_by_name.get((namespace, zone_name), [])), None)
-        backend_kind = ((body.get("status") or {}).get("backendRef") or {}).get("backend", "kubevirt")
-        backend = self.backends.for_zone((zone or {}).get("spec") or {"secondaryStorage": {"backend": backend_kind}})
+        # the backend holding the VM: the one backendRef names (a zone that moved keeps it there until replaced)
+        recorded = ((body.get("status") or {}).get("backendRef") or {}).get("backend")
+        backend = self.backends.for_kind(recorded or self.backends.kind_of((zone or {}).get("spec")))
         ssvm_ref = ref_of(body, KIND)
         zone_ref = ref_of({**zone, "metadata": {**zone["metadata"], "namespace": namespace}}, c.ZONE_KIND) if zone else None
         bind(backend, body, zone)

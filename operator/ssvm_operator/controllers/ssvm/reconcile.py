@@ -54,6 +54,12 @@ def bind(backend: VMBackend, ssvm: Mapping[str, Any], zone: Mapping[str, Any] | 
         binder(ssvm, zone)
 
 
+def held_backend_kind(ssvm: Mapping[str, Any], zone_kind: str) -> str | None:
+    """The backend still holding the SSVM's VM when its zone has moved to another (None: the zone's own)."""
+    recorded = ((ssvm.get("status") or {}).get("backendRef") or {}).get("backend")
+    return recorded if recorded and recorded != zone_kind else None
+
+
 class SSVMReconciler:
     def __init__(self, kube: Kube, backends: BackendRegistry, gate: StartGate, requests: VMRequestBuilder) -> None:
         self.kube, self.backends, self.gate, self.requests = kube, backends, gate, requests
@@ -75,13 +81,16 @@ class SSVMReconciler:
             self.last_errors[(namespace, name)] = reason
         return reason is not None and reason != before
 
-    async def _act(self, backend: VMBackend, plan: LifecyclePlan, ssvm: Mapping[str, Any], zone: Mapping[str, Any]) -> None:
+    async def _act(self, backend: VMBackend, plan: LifecyclePlan, ssvm: Mapping[str, Any], zone: Mapping[str, Any],
+                   held: VMBackend | None = None) -> None:
+        """Carries out the plan; `held` is the backend still running the VM after the zone moved to `backend`:
+        everything but ensure acts there, so a recreate destroys the old VM and creates the new one."""
         ns, name = ssvm["metadata"]["namespace"], ssvm["metadata"]["name"]
         for action in plan.actions:
             if action.kind == "ensure":
                 await backend.ensure(await self.requests.build(ssvm, zone, bool(action.running)))
             elif action.kind in ("start", "stop", "reboot", "destroy"):
-                await getattr(backend, action.kind)(ns, name)
+                await getattr(held or backend, action.kind)(ns, name)
 
     async def _gate(self, ssvm: Mapping[str, Any], zone: Mapping[str, Any] | None, observed: ObservedVM | None,
                     backend: VMBackend) -> GateResult:
@@ -143,30 +152,42 @@ class SSVMReconciler:
         zone_enabled = (zone_spec.get("secondaryStorage") or {}).get("enabled", True)
         req = SSVMRequest.from_body(ssvm, zone_spec)
         backend = self.backends.for_zone(zone_spec) if zone_found else None
+        kind = self.backends.kind_of(zone_spec)
+        held_kind = held_backend_kind(ssvm, kind) if backend is not None else None
+        held = self.backends.for_kind(held_kind) if held_kind else None
         error: tuple[str, str] | None = None
         hint: float | None = None
         observed: ObservedVM | None = None
         failed_action = ""
         if backend is not None:
-            bind(backend, ssvm, zone)
+            for each in (held, backend):
+                if each is not None:
+                    bind(each, ssvm, zone)
             try:
-                observed = await backend.observe(ns, name)
+                observed = await (held or backend).observe(ns, name)
+                if held is not None and observed.phase == VMPhase.ABSENT:   # nothing left on the old backend
+                    held = None
+                    observed = await backend.observe(ns, name)
             except BackendError as e:
                 error, hint = (e.reason, e.message), e.retry_after
         plan = self.plan_once(ns, name, req, observed, zone_found, zone_enabled)
         acted = bool(plan.actions)
         if plan.actions and backend is not None and zone is not None:
             try:
-                await self._act(backend, plan, ssvm, zone)
+                await self._act(backend, plan, ssvm, zone, held)
                 self.remember_acted(ns, name, plan)
+                if any(a.kind == "destroy" for a in plan.actions):
+                    held = None   # the old backend's VM is gone: the SSVM now lives on the zone's
             except BackendError as e:
                 error, hint = (e.reason, e.message), e.retry_after
                 failed_action = plan.actions[0].kind if len(plan.actions) == 1 else "recreate"
                 plan = dataclasses.replace(plan, ack_reboot=None, ack_recreate=None, events=(), set_desired_state=None)
             try:
-                observed = await backend.observe(ns, name)
+                observed = await (held or backend).observe(ns, name)
             except BackendError as e:
                 error, hint = error or (e.reason, e.message), hint or e.retry_after
+        if held is not None:
+            kind = held_kind or kind   # backendRef keeps naming where the VM is until it is replaced
         if plan.set_desired_state or plan.clear_pool_restart:
             patch: dict[str, Any] = {}
             if plan.set_desired_state:
@@ -176,8 +197,7 @@ class SSVMReconciler:
             response = await self.kube.client.patch(c.SSVM_PLURAL, ns, name, patch)
             self.kube.unseen.record(KIND, ns, name, (meta.get("resourceVersion"),), response)
             ssvm = response
-        gate = await self._gate(ssvm, zone, observed, backend) if backend is not None else GateResult(False, "ZoneNotFound")
-        kind = self.backends.kind_of(zone_spec)
+        gate = await self._gate(ssvm, zone, observed, held or backend) if backend is not None else GateResult(False, "ZoneNotFound")
         written = await self.kube.status.write(c.SSVM_PLURAL, ssvm, lambda status, current: ssvm_status_patch(
             status, dataclasses.replace(req, generation=current["metadata"].get("generation")), observed, gate, plan=plan,
             zone_found=zone_found, backend_kind=kind, error=error))

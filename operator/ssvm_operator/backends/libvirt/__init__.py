@@ -1,0 +1,1 @@
+"""SSVMs as libvirt domains (KVM or QEMU software emulation)."""
