@@ -13,7 +13,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROJECT="$(cd "$HERE/../.." && pwd)"
 PACKAGES=(python3 openssh-server iptables nfs-common iproute2 systemd-sysv udev kmod e2fsprogs dbus
           linux-image-cloud-amd64 initramfs-tools)
-RECIPE=$( { cat "${BASH_SOURCE[0]}" "$HERE/ssvm-boot" "$HERE/ssvm-boot.service" "$HERE/sshd-ssvm.conf" \
+RECIPE=$( { cat "${BASH_SOURCE[0]}" "$HERE/ssvm-boot" "$HERE/ssvm-boot.service" "$HERE/ssvm-agent.service" "$HERE/sshd-ssvm.conf" \
             "$PROJECT"/operator/ssvm_operator/agent/*.py; echo "$SUITE ${PACKAGES[*]}"; } | sha256sum | cut -c1-12)
 OUT="$CACHE_ROOT/ssvm-image/$SUITE-$RECIPE"
 
@@ -47,6 +47,8 @@ install -m 0755 "$HERE/ssvm-boot" "$root/usr/local/sbin/ssvm-boot"
 install -m 0644 "$HERE/ssvm-boot.service" "$root/etc/systemd/system/ssvm-boot.service"
 mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
 ln -sf /etc/systemd/system/ssvm-boot.service "$root/etc/systemd/system/multi-user.target.wants/ssvm-boot.service"
+install -m 0644 "$HERE/ssvm-agent.service" "$root/etc/systemd/system/ssvm-agent.service"   # the copy server
+ln -sf /etc/systemd/system/ssvm-agent.service "$root/etc/systemd/system/multi-user.target.wants/ssvm-agent.service"
 install -m 0644 "$HERE/sshd-ssvm.conf" "$root/etc/ssh/sshd_config.d/ssvm.conf"
 rm -f "$root"/etc/ssh/ssh_host_*            # every SSVM gets its own: from the config disk, else made at boot
 (cd "$PROJECT" && .venv/bin/python -m ssvm_operator.agent.pack "$root/usr/local/bin/ssvm-agent") >/dev/null

@@ -20,19 +20,8 @@ from ssvm_operator.ssh.keys import generate_keypair
 
 pytestmark = pytest.mark.system
 
-PROJECT = pathlib.Path(__file__).resolve().parents[2]
 BOOT_WAIT = 600.0   # seconds: software emulation, one core shared with the rest of the suite
 TIMEOUTS = Timeouts(connect=5, banner=20, auth=20, command=60, deadline=90)
-
-
-@pytest.fixture(scope="module")
-def image() -> pathlib.Path:
-    """The image hack/test.sh built (SSVM_IMAGE), else built (or found in the cache) now."""
-    if os.environ.get("SSVM_IMAGE"):
-        return pathlib.Path(os.environ["SSVM_IMAGE"])
-    done = subprocess.run(["bash", str(PROJECT / "hack/ssvm-image/build.sh")], capture_output=True, text=True, timeout=3600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return pathlib.Path(done.stdout.strip().splitlines()[-1])
 
 
 def _free_port() -> int:
@@ -42,7 +31,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def vm(image, tmp_path):
+def vm(ssvm_image, tmp_path):
     """One SSVM VM: a copy-on-write disk over the image, a config disk, user networking forwarding 3922."""
     host, operator = generate_keypair("ssvm-host"), generate_keypair("operator")
     config = tmp_path / "config"
@@ -51,14 +40,14 @@ def vm(image, tmp_path):
     (config / "authorized_keys").write_text(operator.public_openssh + "\n")
     subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "SSVMCFG", "-d", str(config), str(tmp_path / "config.img"), "8M"], check=True)
     shutil.rmtree(config)   # the key material lives only in the disk image
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image / "rootfs.qcow2"),
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(ssvm_image / "rootfs.qcow2"),
                     str(tmp_path / "disk.qcow2")], check=True)
     port = _free_port()
     boot_args = ("template=domP type=secstorage name=s-1-VM zone=z1 eth0ip=10.0.2.15 eth0mask=255.255.255.0 "
                  "gateway=10.0.2.2 mtu=1500")
     qemu = subprocess.Popen(
         ["qemu-system-x86_64", "-accel", "tcg", "-m", "768", "-smp", "1", "-display", "none", "-monitor", "none",
-         "-no-reboot", "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
+         "-no-reboot", "-kernel", str(ssvm_image / "vmlinuz"), "-initrd", str(ssvm_image / "initrd.img"),
          "-append", f"root=/dev/vda rw console=ttyS0 panic=-1 {boot_args}",
          "-drive", f"file={tmp_path / 'disk.qcow2'},if=virtio,format=qcow2",
          "-drive", f"file={tmp_path / 'config.img'},if=virtio,format=raw,readonly=on",
@@ -76,7 +65,7 @@ def vm(image, tmp_path):
             qemu.kill()
 
 
-def test_the_image_boots_and_its_agent_answers_over_ssh_with_the_pinned_key(vm, image):
+def test_the_image_boots_and_its_agent_answers_over_ssh_with_the_pinned_key(vm, ssvm_image):
     channel = SSHGuestChannel(vm["operator"].private_openssh.encode(), TIMEOUTS)
     target = GuestTarget("ns/s-1-VM", "127.0.0.1", vm["host"].public_openssh, port=vm["port"])
     started, result, last = time.monotonic(), None, None
@@ -92,7 +81,7 @@ def test_the_image_boots_and_its_agent_answers_over_ssh_with_the_pinned_key(vm, 
     assert result.ok and not result.simulated
     host_boot = pathlib.Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     assert result.data["bootId"] and result.data["bootId"] != host_boot, "answered by the guest's kernel"
-    assert json.loads((image / "image.json").read_text())["sshPort"] == 3922
+    assert json.loads((ssvm_image / "image.json").read_text())["sshPort"] == 3922
 
     wrong = SSHGuestChannel(vm["operator"].private_openssh.encode(), TIMEOUTS)
     other_host = generate_keypair("not-the-guest")

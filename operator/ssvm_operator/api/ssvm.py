@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from ssvm_operator.api.base import ApiModel, ObjectStatus, immutable
-from ssvm_operator.api.zone import Offering, Template
+from ssvm_operator.api.zone import Backend, Offering, Template
 
 Role = Literal["templateProcessor", "commandExecutor"]
 # CloudStack's VM lifecycle states.
@@ -63,10 +63,10 @@ class Nics(ApiModel):
 class BackendRef(ApiModel):
     """What runs the SSVM in its backend."""
 
-    backend: Literal["kubevirt", "external"] = Field(description="Backend kind.")
+    backend: Backend = Field(description="Backend kind.")
     api_version: str | None = Field(default=None, description="apiVersion of the backend object (kubevirt).")
-    kind: str | None = Field(default=None, description="Kind of the backend object (kubevirt).")
-    name: str = Field(description="Name of the VirtualMachine or external host.")
+    kind: str | None = Field(default=None, description="Kind of the backend object (VirtualMachine, LibvirtDomain, ExternalHost).")
+    name: str = Field(description="Name of the VirtualMachine, libvirt domain or external host.")
 
 
 class AppliedStore(ApiModel):

@@ -87,6 +87,9 @@ class ZoneView:
         if backend == "external":
             host_limit = len(_get(template, "external", "hosts", default=[]) or [])
             configured = bool(host_limit)
+        elif backend == "libvirt":
+            lv = template.get("libvirt") or {}
+            configured = bool((lv.get("image") or {}).get("rootDisk") and lv.get("networks"))
         else:
             kv = template.get("kubevirt") or {}
             configured = bool(kv.get("containerDiskImage") or kv.get("url"))

@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 from typing import Any, Callable, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ssvm_operator.backends.base import BackendError
 
@@ -38,15 +38,15 @@ def transport_of(uri: str) -> str:
 
 def uri_with_credentials(uri: str, keyfile: str | None, known_hosts: str | None) -> str:
     """The URI with `keyfile` (and, for libssh transports, `known_hosts`) set; others are kept as given."""
-    parts = urlsplit(uri)
-    query = dict(parse_qsl(parts.query))
+    base, _, query_text = uri.partition("?")
+    query = dict(parse_qsl(query_text))
     transport = transport_of(uri)
     if keyfile and transport in _SSH_TRANSPORTS:
         query["keyfile"] = keyfile
         query.setdefault("no_tty", "1")   # never prompt: a key that is refused fails
     if known_hosts and transport in ("libssh", "libssh2"):
         query["known_hosts"] = known_hosts
-    return urlunsplit(parts._replace(query=urlencode(query, safe="/")))
+    return f"{base}?{urlencode(query, safe='/')}" if query else base
 
 
 class CredentialFiles:

@@ -1,0 +1,151 @@
+"""The libvirt backend end to end with real parts: the operator (on each control plane) sees a Zone with
+backend libvirt and two NFS ImageStores, defines and boots two SSVM domains under libvirtd (QEMU software
+emulation) on a bridge, passes the SSH gate with the pinned host key, and the guests' kernels mount the
+nfs-ganesha export (NFSv4.1 and NFSv4.0). A file written through a mount shows in the exported directory,
+the firewall admits the other SSVM and nobody else, and stop, start, reboot and delete act on the real domains."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import random
+
+import paramiko
+import pytest
+from kubernetes import client as k8s
+
+from ssvm_operator import constants as c
+from ssvm_operator.ssh.keys import generate_keypair
+from tests.integration.harness import Api, OperatorThread, condition, ready_ssvms, wait_for
+from tests.system import libvirtlab
+
+pytestmark = pytest.mark.system
+
+BOOT = 600   # seconds: two guests under software emulation on a shared machine
+FETCH = ("import sys, urllib.request, urllib.error\n"
+         "try:\n    urllib.request.urlopen(sys.argv[1], timeout=5)\n    print('200')\n"
+         "except urllib.error.HTTPError as e:\n    print(e.code)\n"
+         "except OSError as e:\n    print('ERROR', e)\n")
+
+
+@pytest.fixture(scope="module")
+def lab(ssvm_image):
+    built = libvirtlab.build(ssvm_image)
+    yield built
+    built.close()
+
+
+@pytest.fixture()
+def api(cluster, monkeypatch) -> Api:
+    monkeypatch.setenv("KUBECONFIG", str(cluster.operator_kubeconfig_path))
+    return Api(str(cluster.kubeconfig_path), cluster.namespace())
+
+
+def guest_shell(address: str, host_key: str, operator_key: str, command: str, timeout: float = 60) -> str:
+    """Runs `command` in the guest over SSH on 3922 as the operator, the host key pinned."""
+    client = paramiko.SSHClient()
+    kind, blob = host_key.split()[:2]
+    client.get_host_keys().add(f"[{address}]:3922", kind, paramiko.PKey.from_type_string(kind, base64.b64decode(blob)))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(address, port=3922, username="root", pkey=paramiko.Ed25519Key.from_private_key(io.StringIO(operator_key)),
+                   timeout=10, banner_timeout=20, auth_timeout=20, look_for_keys=False, allow_agent=False)
+    try:
+        _, out, err = client.exec_command(command, timeout=timeout)
+        text = out.read().decode()
+        assert out.channel.recv_exit_status() == 0, f"{command}: {err.read().decode()}"
+        return text
+    finally:
+        client.close()
+
+
+def host_key_of(api: Api, ssvm: str) -> str:
+    secret = api.core.read_namespaced_secret(f"{ssvm}-ssh-hostkey", api.ns)
+    return base64.b64decode(secret.data["ssh-publickey"]).decode().strip()
+
+
+@pytest.mark.timeout(1200)
+def test_libvirt_zone_runs_real_ssvms_whose_kernels_mount_the_store(api, lab):
+    operator = generate_keypair("ssvm-operator")
+    api.core.create_namespaced_secret(api.ns, k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="ssvm-operator-ssh"), type="kubernetes.io/ssh-auth",
+        string_data={"ssh-privatekey": operator.private_openssh, "ssh-publickey": operator.public_openssh}))
+    first = random.choice((100, 110, 120))   # each plane's run takes its own addresses on the shared bridge
+    api.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {
+        "backend": "libvirt", "template": {"libvirt": lab.zone_template(first, first + 9)},
+        "health": {"intervalSeconds": 10, "failureThreshold": 3}}})
+    nfs = f"nfs://{lab.nfs_server}{lab.export}"
+    api.create(c.IMAGESTORE_PLURAL, c.IMAGESTORE_KIND, "s1", {"zoneRef": "z1", "url": f"{nfs}/a", "nfsVersion": "4.1"})
+    api.create(c.IMAGESTORE_PLURAL, c.IMAGESTORE_KIND, "s2", {"zoneRef": "z1", "url": f"{nfs}/b", "nfsVersion": "4.0"})
+    prefix = f"{api.ns}."
+    try:
+        with OperatorThread(api.ns, None, scan_interval=3.0):
+            ssvms = wait_for("2 SSVMs Running, Ready and healthy on libvirt domains", ready_ssvms(api, 2), timeout=BOOT)
+            domains = lab.domains()
+            addresses = {}
+            for name, ssvm in ssvms.items():
+                st = ssvm["status"]
+                assert st["backendRef"] == {"backend": "libvirt", "name": f"{api.ns}.{name}", "kind": "LibvirtDomain"}, st["backendRef"]
+                assert domains.get(f"{api.ns}.{name}") == "running", domains
+                addresses[name] = st["nics"]["control"]["ip"]
+                assert addresses[name] in {lab.addr(first + i) for i in range(10)}, addresses[name]
+            a, b = sorted(ssvms)
+            keys = {n: host_key_of(api, n) for n in ssvms}
+
+            # The stores: mounted on both SSVMs by the guests' NFS clients, the real mount point in status.
+            for store, sub in (("s1", "a"), ("s2", "b")):
+                body = wait_for(f"store {store} Mounted", lambda: (s := api.get(c.IMAGESTORE_PLURAL, store))
+                                and condition(s, "Mounted").get("status") == "True" and s, timeout=120)
+                mounts = {m["ssvm"]: m for m in body["status"]["mounts"]}
+                assert set(mounts) == {a, b} and all(m["result"] == "Mounted" for m in mounts.values()), mounts
+                parent = mounts[a]["parentDir"]
+                kernel_mounts = guest_shell(addresses[a], keys[a], operator.private_openssh, "cat /proc/mounts")
+                line = next((ln for ln in kernel_mounts.splitlines() if f" {parent} " in ln), "")
+                assert line.split()[2:3] in (["nfs"], ["nfs4"]), kernel_mounts
+                assert (f"vers={'4.1' if sub == 'a' else '4.0'}") in line, line
+                guest_shell(addresses[a], keys[a], operator.private_openssh, f"echo written-by-{a} > {parent}/probe-{a}.txt")
+                assert (lab.export / sub / f"probe-{a}.txt").read_text() == f"written-by-{a}\n"
+
+            # The firewall and VM setup rules, as iptables in the guest shows them.
+            rules = guest_shell(addresses[a], keys[a], operator.private_openssh, "iptables -S").splitlines()
+            assert f"-A SSVM-COPY -s {addresses[b]}/32 -j ACCEPT" in rules, rules
+            assert "-A SSVM-COPY -j DROP" in rules and "-N SSVM-OUTBOUND" in rules, rules
+            # The mesh: the other SSVM reaches a's copy port, a stranger on the same bridge does not.
+            url = f"http://{addresses[a]}/"
+            from_b = guest_shell(addresses[b], keys[b], operator.private_openssh, f"python3 -c \"{FETCH}\" {url}")
+            assert from_b.strip().isdigit(), from_b   # an HTTP answer (401 without the copy password)
+            stranger = lab.net.exec(lab.stranger_ns, "python3", "-c", FETCH, url, check=False, timeout=30).stdout
+            assert stranger.startswith("ERROR"), stranger
+
+            # No secret on the host's side: neither the host key nor the copy password is in a domain's XML.
+            xml = lab.virsh("dumpxml", f"{api.ns}.{a}")
+            assert "PRIVATE KEY" not in xml and "vmpassword" not in xml and f"eth0ip={addresses[a]}" in xml
+
+            # stop, start and reboot act on the domain; delete removes it from libvirt.
+            boot_id = guest_shell(addresses[a], keys[a], operator.private_openssh, "cat /proc/sys/kernel/random/boot_id")
+            api.patch(c.SSVM_PLURAL, a, {"spec": {"desiredState": "Stopped"}})
+            wait_for(f"{a} Stopped", lambda: (api.ssvms().get(a) or {}).get("status", {}).get("state") == "Stopped", timeout=120)
+            assert lab.domains()[f"{api.ns}.{a}"] == "shut off"
+            api.patch(c.SSVM_PLURAL, a, {"spec": {"desiredState": "Running"}})
+            wait_for(f"{a} Ready again", ready_ssvms(api, 2), timeout=BOOT)
+            after_start = guest_shell(addresses[a], keys[a], operator.private_openssh, "cat /proc/sys/kernel/random/boot_id")
+            assert after_start != boot_id
+            api.patch(c.SSVM_PLURAL, a, {"spec": {"rebootRequest": "reboot-1"}})
+            wait_for(f"{a} rebooted and Ready", lambda: (api.ssvms().get(a) or {}).get("status", {}).get(
+                "observedRebootRequest") == "reboot-1" and ready_ssvms(api, 2)(), timeout=BOOT)
+            after_reboot = guest_shell(addresses[a], keys[a], operator.private_openssh, "cat /proc/sys/kernel/random/boot_id")
+            assert after_reboot != after_start
+            wait_for("the store mounted again after the reboot", lambda: parent in guest_shell(
+                addresses[a], keys[a], operator.private_openssh, "cat /proc/mounts"), timeout=120)
+
+            api.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, api.ns, c.SSVM_PLURAL, a)
+            wait_for(f"{a}'s domain gone from virsh list --all", lambda: f"{api.ns}.{a}" not in lab.domains(), timeout=120)
+            pool = lab.virsh("vol-list", lab.pool)
+            assert f"{api.ns}.{a}-root" not in pool and f"{api.ns}.{a}-config" not in pool, pool
+
+            statuses = json.dumps([s.get("status") for s in api.ssvms().values()])
+            assert operator.private_openssh.splitlines()[1] not in statuses
+    finally:
+        for name in lab.domains():
+            if name.startswith(prefix):
+                lab.virsh("destroy", name, check=False)
+                lab.virsh("undefine", name, check=False)
