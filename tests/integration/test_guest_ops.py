@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +18,8 @@ from ssvm_devcluster.sim_guests import (
     GuestSimulator,
 )
 from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
-from ssvm_operator.ssh.keys import fingerprint
+from ssvm_devcluster.simserver import start_simulated_guest
+from ssvm_operator.ssh.keys import fingerprint, generate_keypair
 
 from tests.clusters import CONTROL_PLANES, Cluster, with_simulators
 
@@ -187,3 +190,53 @@ def test_an_ssvm_unhealthy_for_the_threshold_is_recreated(gapi, guest_cluster):
         reasons = {e["reason"] for e in gapi.events() if e["involved_object"]["name"] == "z1-ssvm-1"}
         assert {"SSVMUnhealthy", "SSVMRecreated"} <= reasons
         assert gapi.get(c.SSVM_PLURAL, "z1-ssvm-1")["status"]["health"]["healthy"] is True
+
+
+def test_a_zone_moving_to_another_backend_replaces_its_ssvms_one_at_a_time(gapi, tmp_path):
+    """QuickCloud's path the other way round: a zone on KubeVirt moves to external hosts; the rolling
+    update replaces one SSVM at a time, each destroyed on KubeVirt and created on a host."""
+    operator = generate_keypair("ssvm-operator")
+    gapi.core.create_namespaced_secret(gapi.ns, k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="ssvm-operator-ssh"), type="kubernetes.io/ssh-auth",
+        string_data={"ssh-privatekey": operator.private_openssh, "ssh-publickey": operator.public_openssh}))
+    net = random.randint(0, 254)
+    hosts, specs = [], []
+    for i in range(2):
+        key = generate_keypair(f"host-{i}")
+        address = f"127.92.{net}.{i + 10}"
+        hosts.append(start_simulated_guest(address, key.private_openssh, operator.public_openssh, tmp_path / f"host-{i}",
+                                           port=0, copy_port=0))
+        specs.append({"name": f"host-{i}", "address": address, "port": hosts[-1].port, "hostKey": key.public_openssh})
+    _zone(gapi, "z1")
+    gapi.store("s1", "z1")
+    gapi.store("s2", "z1")
+    try:
+        with OperatorThread(gapi.ns, None, scan_interval=3.0):
+            before = wait_for("2 SSVMs Ready on KubeVirt", ready_ssvms(gapi, 2), timeout=90)
+            assert {s["status"]["backendRef"]["backend"] for s in before.values()} == {"kubevirt"}
+            gapi.patch(c.ZONE_PLURAL, "z1", {"spec": {"secondaryStorage": {
+                "backend": "external", "template": {"external": {"hosts": specs}}}}})
+            seen_not_ready, rolling, deadline = [], False, time.monotonic() + 180
+            while time.monotonic() < deadline:
+                ssvms = gapi.ssvms()
+                not_ready = [n for n, s in ssvms.items() if condition(s, "Ready").get("status") != "True"]
+                seen_not_ready.append(len(not_ready))
+                zone = gapi.get(c.ZONE_PLURAL, "z1")
+                rolling = rolling or condition(zone, "SSVMsUpToDate").get("reason") == "RollingUpdate"
+                if len(ssvms) == 2 and not not_ready and all(
+                        s["status"].get("backendRef", {}).get("backend") == "external" for s in ssvms.values()):
+                    break
+                time.sleep(0.2)
+            else:
+                raise AssertionError(f"the zone did not move to the external hosts: {gapi.ssvms()}")
+            assert rolling, "the move went through the rolling update"
+            assert max(seen_not_ready) <= 1, seen_not_ready   # one SSVM replaced at a time: the other kept serving
+            moved = wait_for("2 SSVMs Ready on the external hosts", ready_ssvms(gapi, 2), timeout=60)
+            assert sorted(s["status"]["backendRef"]["name"] for s in moved.values()) == ["host-0", "host-1"]
+            vms = gapi.custom.list_namespaced_custom_object("kubevirt.io", "v1", gapi.ns, "virtualmachines")["items"]
+            assert vms == [], [v["metadata"]["name"] for v in vms]   # the KubeVirt VMs went with the move
+            zone = gapi.get(c.ZONE_PLURAL, "z1")
+            assert condition(zone, "SSVMsUpToDate")["status"] == "True", condition(zone, "SSVMsUpToDate")
+    finally:
+        for host in hosts:
+            host.stop()

@@ -120,11 +120,22 @@ class LibvirtLab:
                 out[parts[1]] = parts[2].strip()
         return out
 
-    def close(self, namespace_prefix: str | None = None) -> None:
+    def volumes(self) -> list[str]:
+        """Volume names in the lab's storage pool."""
+        self.virsh("pool-refresh", self.pool)
+        return [line.split()[0] for line in self.virsh("vol-list", self.pool).splitlines()[2:] if line.strip()]
+
+    def remove(self, prefix: str) -> None:
+        """Domains and volumes whose names start with `prefix` (a test's namespace and a dot), gone."""
         for name in self.domains():
-            if namespace_prefix and name.startswith(namespace_prefix):
+            if name.startswith(prefix):
                 self.virsh("destroy", name, check=False)
                 self.virsh("undefine", name, check=False)
+        for volume in self.volumes():
+            if volume.startswith(prefix):
+                self.virsh("vol-delete", "--pool", self.pool, volume, check=False)
+
+    def close(self) -> None:
         self.virsh("pool-destroy", self.pool, check=False)
         self.virsh("pool-undefine", self.pool, check=False)
         self.net.close()

@@ -137,15 +137,15 @@ def test_libvirt_zone_runs_real_ssvms_whose_kernels_mount_the_store(api, lab):
             wait_for("the store mounted again after the reboot", lambda: parent in guest_shell(
                 addresses[a], keys[a], operator.private_openssh, "cat /proc/mounts"), timeout=120)
 
+            # The zone replaces a deleted SSVM under the same name: the old domain is told apart by its UUID.
+            uuid = lab.virsh("domuuid", f"{api.ns}.{a}").strip()
             api.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, api.ns, c.SSVM_PLURAL, a)
-            wait_for(f"{a}'s domain gone from virsh list --all", lambda: f"{api.ns}.{a}" not in lab.domains(), timeout=120)
-            pool = lab.virsh("vol-list", lab.pool)
-            assert f"{api.ns}.{a}-root" not in pool and f"{api.ns}.{a}-config" not in pool, pool
+            wait_for(f"{a}'s domain gone from virsh list --all", lambda: uuid not in lab.virsh("list", "--all", "--uuid"),
+                     timeout=120)
+            leftovers = [v for v in lab.volumes() if v.startswith(prefix) and v.rsplit("-", 1)[0] not in lab.domains()]
+            assert not leftovers, leftovers   # its volumes went with it
 
             statuses = json.dumps([s.get("status") for s in api.ssvms().values()])
             assert operator.private_openssh.splitlines()[1] not in statuses
     finally:
-        for name in lab.domains():
-            if name.startswith(prefix):
-                lab.virsh("destroy", name, check=False)
-                lab.virsh("undefine", name, check=False)
+        lab.remove(prefix)
