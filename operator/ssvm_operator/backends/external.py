@@ -18,11 +18,11 @@ from ssvm_operator.model.spec_hash import material_hash
 from ssvm_operator.ssh import errors
 from ssvm_operator.ssh.channel import GuestChannel, GuestTarget, Timeouts
 from ssvm_operator.backends.base import BackendError
-from ssvm_operator.model.vm import BackendReadiness, NicInfo, ObservedVM, VMPhase, VMRequest
+from ssvm_operator.model.vm import EXTERNAL_HOST_KIND, BackendReadiness, NicInfo, ObservedVM, VMPhase, VMRequest
 
 log = logging.getLogger(__name__)
 ChannelSource = Callable[[Mapping[str, Any], Timeouts], Awaitable[GuestChannel]]
-KIND = "ExternalHost"
+KIND = EXTERNAL_HOST_KIND
 NO_FREE_HOST = "NoFreeExternalHost"
 OBSERVE_TIMEOUTS = Timeouts(connect=3.0, banner=5.0, auth=5.0, command=10.0, deadline=15.0)
 CONTROL_TIMEOUTS = Timeouts(connect=3.0, banner=5.0, auth=5.0, command=40.0, deadline=50.0)

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 
+EXTERNAL_HOST_KIND = "ExternalHost"   # ObservedVM.kind of a host the external backend drives: its key is pinned in the zone
+
+
 class VMPhase(str, enum.Enum):
     """What a backend observes of a VM, mapped by the core onto the SSVM lifecycle states."""
 

@@ -202,11 +202,10 @@ def without_retired(secret: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def external_host(zone: Mapping[str, Any], host_name: str | None) -> tuple[HostKey, int] | None:
-    """For an external-backend zone: the pinned key and SSH port of the host serving the SSVM (None: another backend)."""
+def external_host(zone: Mapping[str, Any], host_name: str | None) -> tuple[HostKey, int]:
+    """The pinned key and SSH port of the external host serving an SSVM, from the zone's host list (kept
+    there while a zone moves away from the external backend)."""
     ss = (zone.get("spec") or {}).get("secondaryStorage") or {}
-    if ss.get("backend") != "external":
-        return None
     hosts = ((ss.get("template") or {}).get("external") or {}).get("hosts") or []
     host = next((h for h in hosts if h.get("name") == host_name), None)
     if host is None:

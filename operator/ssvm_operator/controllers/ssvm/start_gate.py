@@ -18,7 +18,7 @@ from ssvm_operator.backends.base import VMBackend
 from ssvm_operator.controllers.keys.rotation import Logins
 from ssvm_operator.controllers.keys.secrets import KeyMaterialError, KeyStore, external_host
 from ssvm_operator.controllers.ssvm.lifecycle import GateResult
-from ssvm_operator.model.vm import ObservedVM, VMPhase
+from ssvm_operator.model.vm import EXTERNAL_HOST_KIND, ObservedVM, VMPhase
 from ssvm_operator.ssh import errors
 from ssvm_operator.ssh.channel import GuestTarget, Timeouts
 
@@ -93,8 +93,9 @@ class SSHStartGate:
         if not address:
             return GateResult(False, "NoControlAddress", "The VM reports no control address yet.", SSH_READY)
         try:
-            external = external_host(zone, observed.backend_name)
-            host, port = external if external else (await self.keys.host_key(ssvm, create=False), c.SSH_PORT)
+            # the VM says what it is: during a move between backends the zone's backend may not be its own
+            host, port = (external_host(zone, observed.backend_name) if observed.kind == EXTERNAL_HOST_KIND
+                          else (await self.keys.host_key(ssvm, create=False), c.SSH_PORT))
             op = await self.keys.operator_keys(zone)
         except KeyMaterialError as e:
             return GateResult(False, e.reason, e.message, SSH_READY)
