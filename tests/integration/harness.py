@@ -15,6 +15,33 @@ from ssvm_operator.settings import OperatorConfig
 from tests.waiting import wait_for  # noqa: F401  (the integration tests import it from here)
 
 
+def operator_key_secret(api: "Api") -> Any:
+    """A fresh operator key put in the namespace's operator key Secret before the operator starts (the
+    test then knows the key hosts must trust); returns the key pair."""
+    from ssvm_operator.ssh.keys import generate_keypair
+    operator = generate_keypair("ssvm-operator")
+    api.core.create_namespaced_secret(api.ns, k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="ssvm-operator-ssh"), type="kubernetes.io/ssh-auth",
+        string_data={"ssh-privatekey": operator.private_openssh, "ssh-publickey": operator.public_openssh}))
+    return operator
+
+
+def start_external_hosts(operator_public: str, state_root: Any, loopback: str, count: int = 2) -> tuple[list[Any], list[dict[str, Any]]]:
+    """`count` simulated hosts on `loopback`.<random>.10+ trusting the operator key: (guests, the zone's host entries)."""
+    import random
+    from ssvm_devcluster.simserver import start_simulated_guest
+    from ssvm_operator.ssh.keys import generate_keypair
+    net = random.randint(0, 254)
+    guests, specs = [], []
+    for i in range(count):
+        key = generate_keypair(f"host-{i}")
+        address = f"{loopback}.{net}.{i + 10}"
+        guests.append(start_simulated_guest(address, key.private_openssh, operator_public, state_root / f"host-{i}",
+                                            port=0, copy_port=0))
+        specs.append({"name": f"host-{i}", "address": address, "port": guests[-1].port, "hostKey": key.public_openssh})
+    return guests, specs
+
+
 class OperatorThread:
     def __init__(self, namespace: str, backend: Any, scan_interval: float = 5.0, **options: Any) -> None:
         self.namespace, self.backend, self.scan_interval = namespace, backend, scan_interval

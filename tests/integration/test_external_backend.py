@@ -3,16 +3,12 @@ on loopback, their host keys pinned in the zone), SSVMs mapped onto them, guest 
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client as k8s
 from ssvm_operator import constants as c
-from ssvm_operator.ssh.keys import generate_keypair
-from ssvm_devcluster.simserver import start_simulated_guest
 
-from .harness import Api, OperatorThread, condition, ready_ssvms, wait_for
+from .harness import Api, OperatorThread, condition, operator_key_secret, ready_ssvms, start_external_hosts, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -20,19 +16,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture()
 def hosts(api, tmp_path):
     """Two simulated hosts trusting an operator key put in the namespace's operator key Secret beforehand."""
-    operator = generate_keypair("ssvm-operator")
-    api.core.create_namespaced_secret(api.ns, k8s.V1Secret(
-        metadata=k8s.V1ObjectMeta(name="ssvm-operator-ssh"), type="kubernetes.io/ssh-auth",
-        string_data={"ssh-privatekey": operator.private_openssh, "ssh-publickey": operator.public_openssh}))
-    net = random.randint(0, 254)
-    guests, specs = [], []
-    for i in range(2):
-        key = generate_keypair(f"host-{i}")
-        address = f"127.91.{net}.{i + 10}"
-        guest = start_simulated_guest(address, key.private_openssh, operator.public_openssh, tmp_path / f"host-{i}",
-                                      port=0, copy_port=0)
-        guests.append(guest)
-        specs.append({"name": f"host-{i}", "address": address, "port": guest.port, "hostKey": key.public_openssh})
+    guests, specs = start_external_hosts(operator_key_secret(api).public_openssh, tmp_path, "127.91")
     yield guests, specs
     for guest in guests:
         guest.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import time
 from collections.abc import Iterator
 
@@ -18,12 +17,11 @@ from ssvm_devcluster.sim_guests import (
     GuestSimulator,
 )
 from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
-from ssvm_devcluster.simserver import start_simulated_guest
-from ssvm_operator.ssh.keys import fingerprint, generate_keypair
+from ssvm_operator.ssh.keys import fingerprint
 
 from tests.clusters import CONTROL_PLANES, Cluster, with_simulators
 
-from .harness import Api, OperatorThread, condition, ready_ssvms, wait_for
+from .harness import Api, OperatorThread, condition, operator_key_secret, ready_ssvms, start_external_hosts, wait_for
 
 pytestmark = pytest.mark.integration
 CONTROL_RANGE = "127.78.0.0/16"   # loopback: the simulated guests bind there
@@ -195,18 +193,7 @@ def test_an_ssvm_unhealthy_for_the_threshold_is_recreated(gapi, guest_cluster):
 def test_a_zone_moving_to_another_backend_replaces_its_ssvms_one_at_a_time(gapi, tmp_path):
     """QuickCloud's path the other way round: a zone on KubeVirt moves to external hosts; the rolling
     update replaces one SSVM at a time, each destroyed on KubeVirt and created on a host."""
-    operator = generate_keypair("ssvm-operator")
-    gapi.core.create_namespaced_secret(gapi.ns, k8s.V1Secret(
-        metadata=k8s.V1ObjectMeta(name="ssvm-operator-ssh"), type="kubernetes.io/ssh-auth",
-        string_data={"ssh-privatekey": operator.private_openssh, "ssh-publickey": operator.public_openssh}))
-    net = random.randint(0, 254)
-    hosts, specs = [], []
-    for i in range(2):
-        key = generate_keypair(f"host-{i}")
-        address = f"127.92.{net}.{i + 10}"
-        hosts.append(start_simulated_guest(address, key.private_openssh, operator.public_openssh, tmp_path / f"host-{i}",
-                                           port=0, copy_port=0))
-        specs.append({"name": f"host-{i}", "address": address, "port": hosts[-1].port, "hostKey": key.public_openssh})
+    hosts, specs = start_external_hosts(operator_key_secret(gapi).public_openssh, tmp_path, "127.92")
     _zone(gapi, "z1")
     gapi.store("s1", "z1")
     gapi.store("s2", "z1")

@@ -145,23 +145,26 @@ class LibvirtLab:
 
 
 def start_ganesha(lab: LibvirtLab) -> None:
-    """NFSv4 from one export (v3 would need rpcbind, which cannot run per namespace: its socket is host-wide)."""
+    """NFSv4 and NFSv3 from one export. v3 needs rpcbind on the server: it runs in the NFS namespace with a
+    private /run (its socket path is otherwise host-wide), and ganesha registers with it there."""
     for sub in ("a", "b"):
         (lab.export / sub).mkdir(parents=True, exist_ok=True)
     config = lab.work / "ganesha.conf"
     config.write_text(textwrap.dedent(f"""\
-        NFS_CORE_PARAM {{ Protocols = 4; NFS_Port = 2049; Enable_NLM = false; Enable_RQUOTA = false; }}
+        NFS_CORE_PARAM {{ Protocols = 3, 4; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }}
         NFSV4 {{ Graceless = true; RecoveryBackend = fs; }}
         EXPORT {{
           Export_Id = 1; Path = {lab.export}; Pseudo = {lab.export}; Access_Type = RW; Squash = No_Root_Squash;
-          Protocols = 4; Transports = TCP; SecType = sys;
+          Protocols = 3, 4; Transports = TCP; SecType = sys;
           FSAL {{ Name = VFS; }}
         }}
         """))
-    lab.net.spawn(lab.nfs_ns, GANESHA, "-F", "-f", str(config), "-L", str(lab.work / "ganesha.log"),
-                  "-p", str(lab.work / "ganesha.pid"), "-N", "NIV_EVENT")
-    wait_for(lambda: sh("nfs-ls", f"nfs://{lab.nfs_server}{lab.export}?version=4", check=False, timeout=10).returncode == 0,
-             30, "nfs-ganesha export", interval=0.5)
+    ganesha = (f"{GANESHA} -F -f {config} -L {lab.work / 'ganesha.log'} -p {lab.work / 'ganesha.pid'} -N NIV_EVENT")
+    lab.net.spawn(lab.nfs_ns, "unshare", "--mount", "sh", "-c",
+                  f"mount -t tmpfs tmpfs /run && rpcbind -w && exec {ganesha}", log_path=str(lab.work / "nfs-server.log"))
+    for version in (4, 3):
+        wait_for(lambda: sh("nfs-ls", f"nfs://{lab.nfs_server}{lab.export}?version={version}", check=False,
+                            timeout=10).returncode == 0, 30, f"nfs-ganesha exporting over NFSv{version}", interval=0.5)
 
 
 def build(image: Path) -> LibvirtLab:

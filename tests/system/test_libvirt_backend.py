@@ -1,7 +1,7 @@
 """The libvirt backend end to end with real parts: the operator (on each control plane) sees a Zone with
 backend libvirt and two NFS ImageStores, defines and boots two SSVM domains under libvirtd (QEMU software
 emulation) on a bridge, passes the SSH gate with the pinned host key, and the guests' kernels mount the
-nfs-ganesha export (NFSv4.1 and NFSv4.0). A file written through a mount shows in the exported directory,
+nfs-ganesha export (NFSv4.1 and NFSv3). A file written through a mount shows in the exported directory,
 the firewall admits the other SSVM and nobody else, and stop, start, reboot and delete act on the real domains."""
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ import time
 
 import paramiko
 import pytest
-from kubernetes import client as k8s
 
 from ssvm_operator import constants as c
-from ssvm_operator.ssh.keys import generate_keypair
-from tests.integration.harness import Api, OperatorThread, condition, ready_ssvms, wait_for
+from tests.integration.harness import Api, OperatorThread, condition, operator_key_secret, ready_ssvms, wait_for
 from tests.system import libvirtlab
 
 pytestmark = pytest.mark.system
@@ -69,17 +67,15 @@ def host_key_of(api: Api, ssvm: str) -> str:
 
 @pytest.mark.timeout(1200)
 def test_libvirt_zone_runs_real_ssvms_whose_kernels_mount_the_store(api, lab):
-    operator = generate_keypair("ssvm-operator")
-    api.core.create_namespaced_secret(api.ns, k8s.V1Secret(
-        metadata=k8s.V1ObjectMeta(name="ssvm-operator-ssh"), type="kubernetes.io/ssh-auth",
-        string_data={"ssh-privatekey": operator.private_openssh, "ssh-publickey": operator.public_openssh}))
+    operator = operator_key_secret(api)
     first = random.choice((100, 110, 120))   # each plane's run takes its own addresses on the shared bridge
     api.create(c.ZONE_PLURAL, c.ZONE_KIND, "z1", {"secondaryStorage": {
         "backend": "libvirt", "template": {"libvirt": lab.zone_template(first, first + 9)},
         "health": {"intervalSeconds": 10, "failureThreshold": 3}}})
     nfs = f"nfs://{lab.nfs_server}{lab.export}"
     api.create(c.IMAGESTORE_PLURAL, c.IMAGESTORE_KIND, "s1", {"zoneRef": "z1", "url": f"{nfs}/a", "nfsVersion": "4.1"})
-    api.create(c.IMAGESTORE_PLURAL, c.IMAGESTORE_KIND, "s2", {"zoneRef": "z1", "url": f"{nfs}/b", "nfsVersion": "4.0"})
+    api.create(c.IMAGESTORE_PLURAL, c.IMAGESTORE_KIND, "s2", {"zoneRef": "z1", "url": f"{nfs}/b", "nfsVersion": "3",
+                                                              "mountOptions": ["nolock"]})   # the server runs no NLM
     prefix = f"{api.ns}."
     started = time.monotonic()
 
@@ -111,7 +107,7 @@ def test_libvirt_zone_runs_real_ssvms_whose_kernels_mount_the_store(api, lab):
                 kernel_mounts = guest_shell(addresses[a], keys[a], operator.private_openssh, "cat /proc/mounts")
                 line = next((ln for ln in kernel_mounts.splitlines() if f" {parent} " in ln), "")
                 assert line.split()[2:3] in (["nfs"], ["nfs4"]), kernel_mounts
-                assert (f"vers={'4.1' if sub == 'a' else '4.0'}") in line, line
+                assert (f"vers={'4.1' if sub == 'a' else '3'}") in line, line
                 guest_shell(addresses[a], keys[a], operator.private_openssh, f"echo written-by-{a} > {parent}/probe-{a}.txt")
                 assert (lab.export / sub / f"probe-{a}.txt").read_text() == f"written-by-{a}\n"
 
@@ -174,4 +170,26 @@ def lifecycle(api: Api, lab, a: str, address: str, host_key: str, operator_key: 
              and ready_ssvms(api, 2)(), timeout=BOOT)
     phase("rebooted")
     assert shell("cat /proc/sys/kernel/random/boot_id") != after_start
-    assert " nfs4 " in shell("cat /proc/mounts")   # Ready again means the stores are mounted again
+    mounts = shell("cat /proc/mounts")
+    assert " nfs4 " in mounts and " nfs " in mounts, mounts   # Ready again means the stores are mounted again
+
+
+def test_a_domain_that_cannot_start_says_why(api, lab):
+    """A bridge missing on the host: libvirt refuses to start the domain, and the SSVM says so (no boot needed)."""
+    template = lab.zone_template(130, 131)
+    template["networks"]["control"]["bridge"] = "nosuchbr0"
+    api.create(c.ZONE_PLURAL, c.ZONE_KIND, "z2", {"secondaryStorage": {"backend": "libvirt", "template": {"libvirt": template}}})
+    api.create(c.IMAGESTORE_PLURAL, c.IMAGESTORE_KIND, "s1", {"zoneRef": "z2", "url": f"nfs://{lab.nfs_server}{lab.export}/a"})
+    prefix = f"{api.ns}."
+    try:
+        with OperatorThread(api.ns, None, scan_interval=3.0):
+            ssvm = wait_for("the SSVM reporting DomainStartFailed", lambda: next(
+                (s for s in api.ssvms().values() if condition(s, "Ready").get("reason") == "DomainStartFailed"), None), timeout=120)
+            message = condition(ssvm, "Ready")["message"]
+            assert "nosuchbr0" in message and "failed to start" in message, message
+            name = ssvm["metadata"]["name"]
+            assert lab.domains().get(f"{api.ns}.{name}") == "shut off"   # defined, never started
+            events = [e for e in api.events() if e["involved_object"]["name"] == name and e["type"] == "Warning"]
+            assert any("DomainStartFailed" in (e.get("message") or "") for e in events), events
+    finally:
+        lab.remove(prefix)
