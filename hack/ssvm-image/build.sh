@@ -51,8 +51,18 @@ install -m 0644 "$HERE/ssvm-agent.service" "$root/etc/systemd/system/ssvm-agent.
 ln -sf /etc/systemd/system/ssvm-agent.service "$root/etc/systemd/system/multi-user.target.wants/ssvm-agent.service"
 install -m 0644 "$HERE/sshd-ssvm.conf" "$root/etc/ssh/sshd_config.d/ssvm.conf"
 rm -f "$root"/etc/ssh/ssh_host_*            # every SSVM gets its own: from the config disk, else made at boot
-(cd "$PROJECT" && .venv/bin/python -m ssvm_operator.agent.pack "$root/usr/local/bin/ssvm-agent") >/dev/null
+# The agent unpacked and compiled by the guest's Python: a zipapp's modules are compiled again at every
+# call (over a second per action under software emulation), a directory's come from __pycache__.
+(cd "$PROJECT" && .venv/bin/python -m ssvm_operator.agent.pack "$work/ssvm-agent.pyz") >/dev/null
+mkdir -p "$root/usr/local/lib/ssvm-agent"
+"$PROJECT/.venv/bin/python" -m zipfile -e "$work/ssvm-agent.pyz" "$root/usr/local/lib/ssvm-agent/"
+chroot "$root" python3 -m compileall -q /usr/local/lib/ssvm-agent >/dev/null
+printf '#!/bin/sh\nexec /usr/bin/python3 -I /usr/local/lib/ssvm-agent "$@"\n' > "$root/usr/local/bin/ssvm-agent"
 chmod 0755 "$root/usr/local/bin/ssvm-agent"
+# Boot-time jobs an SSVM does not need (a scrub of LVM snapshots it has none of, timers for a long-lived host).
+for unit in e2scrub_reap.service e2scrub_all.timer apt-daily.timer apt-daily-upgrade.timer man-db.timer fstrim.timer; do
+  ln -sf /dev/null "$root/etc/systemd/system/$unit"
+done
 ln -sf /dev/null "$root/etc/systemd/network/99-default.link"   # eth0, eth1...: the names the boot arguments use
 chroot "$root" update-initramfs -u -k all >"$work/initramfs.log" 2>&1 \
   || { tail -20 "$work/initramfs.log" >&2; say "update-initramfs failed"; exit 1; }   # the initramfs's udev names NICs first
