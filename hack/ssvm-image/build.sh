@@ -82,8 +82,7 @@ seconds=$(( $(date +%s) - start ))
 size=$(stat -c %s "$work/out/rootfs.qcow2")
 cat > "$work/out/image.json" <<JSON
 {"suite": "$SUITE", "kernel": "$kernel", "recipe": "$RECIPE", "rootfsBytes": $size, "buildSeconds": $seconds,
- "sshPort": 3922, "agent": "/usr/local/bin/ssvm-agent", "configDiskLabel": "SSVMCFG",
- "configDiskSerial": "ssvmcfg"}
+ "sshPort": 3922, "agent": "/usr/local/bin/ssvm-agent", "configDiskSerial": "ssvmcfg"}
 JSON
 rm -rf "$OUT"
 mv "$work/out" "$OUT"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import pathlib
 import random
 import time
 
@@ -15,6 +16,7 @@ import paramiko
 import pytest
 
 from ssvm_operator import constants as c
+from ssvm_operator.ssh.keys import generate_keypair
 from tests.integration.harness import Api, OperatorThread, condition, operator_key_secret, ready_ssvms, wait_for
 from tests.system import libvirtlab
 
@@ -122,6 +124,15 @@ def test_libvirt_zone_runs_real_ssvms_whose_kernels_mount_the_store(api, lab):
             assert from_b.strip().isdigit(), from_b   # an HTTP answer (401 without the copy password)
             stranger = lab.net.exec(lab.stranger_ns, "python3", "-c", FETCH, url, check=False, timeout=30).stdout
             assert stranger.startswith("ERROR"), stranger
+
+            # The guest's own kernel answers (not this machine's), with the pinned key only, to the operator only.
+            assert guest_shell(addresses[a], keys[a], operator.private_openssh, "cat /proc/sys/kernel/random/boot_id").strip() \
+                != pathlib.Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+            with pytest.raises(paramiko.BadHostKeyException):
+                guest_shell(addresses[a], keys[b], operator.private_openssh, "true")
+            with pytest.raises(paramiko.AuthenticationException):
+                guest_shell(addresses[a], keys[a], generate_keypair("stranger").private_openssh, "true")
+            assert json.loads((lab.image / "image.json").read_text())["sshPort"] == 3922
 
             # No secret on the host's side: neither the host key nor the copy password is in a domain's XML.
             xml = lab.virsh("dumpxml", f"{api.ns}.{a}")
