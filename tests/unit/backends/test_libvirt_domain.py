@@ -105,8 +105,14 @@ def test_a_template_written_around_admission_is_a_template_error():
     with pytest.raises(d.TemplateError) as e:
         d.effective_template(bad, {})
     assert e.value.reason == "InvalidLibvirtTemplate"
-    own = {"template": {"libvirt": {**TEMPLATE, "storagePool": "fast"}}}
-    assert d.effective_template(ZONE, own).storage_pool == "fast"   # an SSVM's own template wins
+    own = {"template": {"libvirt": {**TEMPLATE, "storagePool": "fast",
+                                    "networks": {"control": {"bridge": "br9", "cidr": "10.9.0.0/24"}}}}}
+    template = d.effective_template(ZONE, own)
+    assert template.storage_pool == "fast"   # an SSVM's own template wins, its networks with it
+    record = d.DomainRecord("ns1", "s-z1-1", "z1", addresses={"control": "10.9.0.5"}, links={"control": "bridge:br9"})
+    xml = d.build_domain_xml(request(ssvm_spec=own), template, record, "fast")
+    assert [i.find("source").get("bridge") for i in ET.fromstring(xml).findall("devices/interface")] == ["br9"]
+    assert "eth1ip" not in xml and "eth0ip=10.9.0.5" in xml
 
 
 def test_credentials_go_into_the_uri_and_never_into_messages():

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from ssvm_operator.backends.base import BackendError
 from ssvm_operator.backends.libvirt import domain as d
 from ssvm_operator.backends.libvirt.connection import Connections, CredentialFiles, first_line, libvirt_module, redact_uri, uri_with_credentials
-from ssvm_operator.model.niclayout import nics_by_traffic, plan_nics
+from ssvm_operator.model.niclayout import nics_by_traffic
 from ssvm_operator.model.vm import BackendReadiness, NicInfo, ObservedVM, VMPhase, VMRequest
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class LibvirtBackend:
         return conn.defineXML(xml)
 
     def _record_for(self, conn: Any, request: VMRequest, template: d.LibvirtTemplate) -> d.DomainRecord:
-        nics = plan_nics(request.zone_spec)
+        nics = d.planned_nics(request.zone_spec, template)
         networks = d.network_by_nic(template)
         taken: dict[str, set[str]] = {}
         own = d.domain_name(request.namespace, request.name)

@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from ssvm_operator.api.zone import LibvirtNetwork, LibvirtTemplate, Offering
 from ssvm_operator.model.bootargs import build_boot_args
-from ssvm_operator.model.niclayout import PlannedNic, plan_nics
+from ssvm_operator.model.niclayout import PlannedNic, as_zone_spec, plan_libvirt_nics
 from ssvm_operator.model.vm import VMRequest
 
 METADATA_NS = "https://ssvm-operator.dev/libvirt/1"
@@ -155,10 +155,15 @@ def mac_of(namespace: str, name: str, nic: str) -> str:
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
-def boot_args_for(request: VMRequest, addresses: Mapping[str, str]) -> str:
+def planned_nics(zone_spec: Mapping[str, Any], template: LibvirtTemplate) -> list[PlannedNic]:
+    """The SSVM's NICs from the template it runs on (its own, or the zone's), in CloudStack's order."""
+    return plan_libvirt_nics(as_zone_spec(zone_spec), template.networks)
+
+
+def boot_args_for(request: VMRequest, template: LibvirtTemplate, addresses: Mapping[str, str]) -> str:
     """CloudStack's boot-argument line with the addresses the backend assigned (no secret in it)."""
     return build_boot_args(name=request.name, zone_name=request.zone_name, role=request.role, zone_spec=request.zone_spec,
-                           addresses=addresses)
+                           nics=planned_nics(request.zone_spec, template), addresses=addresses)
 
 
 def _interface_xml(nic: PlannedNic, mac: str, rate_mbps: int | None) -> str:
@@ -177,8 +182,8 @@ def build_domain_xml(request: VMRequest, template: LibvirtTemplate, record: Doma
     root disk and the config disk from `pool`, one virtio NIC per planned NIC, the operator's metadata."""
     offering = Offering.model_validate((request.ssvm_spec.get("offering") or
                                         (request.zone_spec.get("secondaryStorage") or {}).get("offering") or {}))
-    nics = plan_nics(request.zone_spec)
-    cmdline = f"{KERNEL_ARGS} {boot_args_for(request, record.addresses)}"
+    nics = planned_nics(request.zone_spec, template)
+    cmdline = f"{KERNEL_ARGS} {boot_args_for(request, template, record.addresses)}"
     interfaces = "".join(_interface_xml(nic, mac_of(request.namespace, request.name, nic.name), offering.network_rate_mbps)
                          for nic in nics)
     image = template.image
