@@ -59,6 +59,14 @@ def test_examples_cover_the_documented_cases():
 
 
 SS = "spec__secondaryStorage__"
+LIBVIRT = {"image": {"kernel": "/var/lib/ssvm/vmlinuz", "initrd": "/var/lib/ssvm/initrd.img", "rootDisk": "/var/lib/ssvm/rootfs.qcow2"},
+           "networks": {"control": {"bridge": "cloud0", "cidr": "169.254.0.0/16"}}}
+
+
+def libvirt(**changes):
+    return {"libvirt": {**LIBVIRT, **changes}}
+
+
 REFUSED = [
     # (id, kind, fields, field the message must name, words the message must contain)
     ("site-not-ip", "Zone", {SS + "allowedInternalSites": ["intranet"]}, "spec.secondaryStorage.allowedInternalSites[0]", "should match"),
@@ -90,6 +98,18 @@ REFUSED = [
     ("mgmt-port", "Zone", {"spec__management": {"host": "10.0.0.1", "port": 70000}}, "spec.management.port", "less than or equal"),
     ("nfs-version", "Zone", {SS + "nfsVersion": "5"}, "spec.secondaryStorage.nfsVersion", "Unsupported value"),
     ("external-kubevirt-template", "Zone", {SS + "backend": "external"}, "spec.secondaryStorage.template", "template.external"),
+    ("libvirt-kubevirt-template", "Zone", {SS + "backend": "libvirt"}, "spec.secondaryStorage.template", "template.libvirt"),
+    ("libvirt-bridge-and-network", "Zone", {SS + "template": libvirt(networks={"control": {
+        "bridge": "cloud0", "network": "default", "cidr": "169.254.0.0/16"}})}, "template.libvirt.networks.control", "exactly one"),
+    ("libvirt-no-link", "Zone", {SS + "template": libvirt(networks={"control": {"cidr": "169.254.0.0/16"}})},
+     "template.libvirt.networks.control", "exactly one"),
+    ("libvirt-bridge-name", "Zone", {SS + "template": libvirt(networks={"control": {"bridge": "a-bridge-name-too-long", "cidr": "10.0.0.0/8"}})},
+     "networks.control.bridge", "should match"),
+    ("libvirt-relative-path", "Zone", {SS + "template": libvirt(image={**LIBVIRT["image"], "kernel": "vmlinuz"})},
+     "template.libvirt.image.kernel", "should match"),
+    ("libvirt-uri", "Zone", {SS + "template": libvirt(uri="xen:///system")}, "template.libvirt.uri", "should match"),
+    ("libvirt-domain-type", "Zone", {SS + "template": libvirt(domainType="lxc")}, "template.libvirt.domainType", "Unsupported value"),
+    ("libvirt-no-control", "Zone", {SS + "template": libvirt(networks={})}, "template.libvirt.networks.control", "Required value"),
     ("store-url-http", "ImageStore", {"spec__url": "http://10.0.0.5/export"}, "spec.url", "nfs://host/export/path"),
     ("store-url-no-path", "ImageStore", {"spec__url": "nfs://10.0.0.5"}, "spec.url", "nfs://host/export/path"),
     ("store-url-no-host", "ImageStore", {"spec__url": "nfs:///export"}, "spec.url", "nfs://host/export/path"),
@@ -167,6 +187,10 @@ ACCEPTED = [
     ("mtu-bounds", "Zone", {SS + "mtu": 576}),
     ("quickcloud", "Zone", {SS + "enabled": False, SS + "backend": "external", SS + "template": {"external": {"hosts": [
         {"name": "store-host-1", "address": "10.4.0.7", "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"}]}}}),
+    ("libvirt-remote", "Zone", {SS + "backend": "libvirt", SS + "template": libvirt(
+        uri="qemu+ssh://root@kvm1.example/system", sshKeySecretRef={"name": "kvm1-ssh", "key": "ssh-privatekey"}, domainType="qemu",
+        networks={"control": {"bridge": "cloud0", "cidr": "169.254.0.0/16", "firstAddress": "169.254.0.10"},
+                  "storage": {"network": "storage-net", "cidr": "10.5.0.0/24", "gateway": "10.5.0.1"}})}),
     ("store-port", "ImageStore", {"spec__url": "nfs://nfs1.example.com:2049/export/sec/ondary"}),
     ("name-63", "Zone", {"metadata__name": "z" * 63}),
     ("image-digest", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "quay.io/kubevirt/fedora:39@sha256:" + "a" * 64}}}),
