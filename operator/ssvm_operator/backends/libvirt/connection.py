@@ -8,9 +8,11 @@ host's key where the transport supports it. Neither the key nor its path's conte
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from typing import Any, Callable, TypeVar
@@ -61,6 +63,7 @@ class CredentialFiles:
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="ssvm-libvirt-")
             os.chmod(self._dir, 0o700)
+            atexit.register(shutil.rmtree, self._dir, True)   # no key file outlives the process
         tag = hashlib.sha256(label.encode()).hexdigest()[:12]
         paths: list[str | None] = []
         for suffix, text in (("key", key), ("known_hosts", known_hosts)):
