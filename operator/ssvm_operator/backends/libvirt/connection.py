@@ -12,6 +12,7 @@ import atexit
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -138,5 +139,10 @@ def redact_uri(uri: str) -> str:
     return uri.split("?", 1)[0]
 
 
+_CREDENTIAL_PARAMS = re.compile(r"(keyfile|known_hosts)=[^&\s'\"]*")
+
+
 def first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    """An error's first line, without where the key files are (a URI may be quoted in it)."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    return _CREDENTIAL_PARAMS.sub(r"\1=<redacted>", text)
