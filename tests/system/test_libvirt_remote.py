@@ -24,8 +24,10 @@ class Secrets:
 
     def __init__(self, private_key: str) -> None:
         self.data = {"ssh-privatekey": base64.b64encode(private_key.encode()).decode()}
+        self.reads = 0
 
     async def read_secret(self, namespace: str, name: str) -> dict | None:
+        self.reads += 1
         return {"data": self.data} if name == "kvm-ssh" else None
 
 
@@ -81,9 +83,12 @@ def zone(remote, known_hosts: str) -> dict:
 
 async def test_the_host_is_reached_with_the_key_from_the_secret_and_its_pinned_host_key(remote):
     pinned = f"[127.0.0.1]:{remote['port']} {remote['host'].public_openssh}"
-    backend = LibvirtBackend(Secrets(remote["client"].private_openssh))
+    secrets = Secrets(remote["client"].private_openssh)
+    backend = LibvirtBackend(secrets)
     ready = await backend.readiness("ns", "z1", zone(remote, pinned))
     assert (ready.can_run_vms, ready.reason) == (True, "LibvirtReady"), ready
+    assert (await backend.readiness("ns", "z1", zone(remote, pinned))).reason == "LibvirtReady"
+    assert secrets.reads == 1   # the key is read once, not on every pass
 
     impostor = f"[127.0.0.1]:{remote['port']} {generate_keypair('impostor').public_openssh}"
     refused = await LibvirtBackend(Secrets(remote["client"].private_openssh)).readiness("ns", "z1", zone(remote, impostor))

@@ -10,6 +10,7 @@ addresses it holds, so nothing is lost when the operator restarts.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ from ssvm_operator.model.vm import BackendReadiness, NicInfo, ObservedVM, VMPhas
 log = logging.getLogger(__name__)
 KIND = "LibvirtDomain"
 CALL_TIMEOUT = 60.0
+SECRET_TTL = 30.0   # seconds a host's SSH key read from its Secret is reused: every pass needs the URI, not a GET
 STREAM_CHUNK = 64 * 1024
 
 # virDomainState -> phase (libvirt's enum values, so the mapping does not need the binding)
@@ -49,6 +51,7 @@ class LibvirtBackend:
         self.credentials = CredentialFiles()
         self._bound: dict[tuple[str, str], _Binding] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._keys: dict[tuple[str, str, str], tuple[float, str]] = {}   # (namespace, Secret, key) -> (read at, SSH key)
         self._lv: Any = None
 
     @property
@@ -80,19 +83,24 @@ class LibvirtBackend:
         return b.template
 
     async def _uri(self, namespace: str, template: d.LibvirtTemplate) -> str:
-        key = None
-        ref = template.ssh_key_secret_ref
-        if ref is not None:
-            if self.secrets is None:
-                raise BackendError("SecretUnavailable", "the libvirt backend cannot read Secrets in this run", 60.0)
-            secret = await self.secrets.read_secret(namespace, ref.name)
-            value = ((secret or {}).get("data") or {}).get(ref.key)
-            if not value:
-                raise BackendError("SecretNotFound", f"Secret {namespace}/{ref.name} has no key {ref.key!r} (the libvirt host's SSH key)", 30.0)
-            import base64
-            key = base64.b64decode(value).decode()
+        """The template's URI with the key file and known_hosts it needs (the Secret read at most every SECRET_TTL)."""
+        key = await self._ssh_key(namespace, template.ssh_key_secret_ref) if template.ssh_key_secret_ref else None
         keyfile, known = self.credentials.write(f"{namespace}/{template.uri}", key, template.known_hosts)
         return uri_with_credentials(template.uri, keyfile, known)
+
+    async def _ssh_key(self, namespace: str, ref: Any) -> str:
+        cached = self._keys.get((namespace, ref.name, ref.key))
+        if cached is not None and time.monotonic() - cached[0] < SECRET_TTL:
+            return cached[1]
+        if self.secrets is None:
+            raise BackendError("SecretUnavailable", "the libvirt backend cannot read Secrets in this run", 60.0)
+        secret = await self.secrets.read_secret(namespace, ref.name)
+        value = ((secret or {}).get("data") or {}).get(ref.key)
+        if not value:
+            raise BackendError("SecretNotFound", f"Secret {namespace}/{ref.name} has no key {ref.key!r} (the libvirt host's SSH key)", 30.0)
+        key = base64.b64decode(value).decode()
+        self._keys[(namespace, ref.name, ref.key)] = (time.monotonic(), key)
+        return key
 
     async def _call(self, uri: str, fn: Any, timeout: float = CALL_TIMEOUT) -> Any:
         try:

@@ -57,6 +57,7 @@ class CredentialFiles:
 
     def __init__(self) -> None:
         self._dir: str | None = None
+        self._written: dict[str, str | None] = {}   # path -> content: a file is rewritten only when it changes
 
     def write(self, label: str, key: str | None, known_hosts: str | None) -> tuple[str | None, str | None]:
         if not key and not known_hosts:
@@ -72,9 +73,11 @@ class CredentialFiles:
                 paths.append(None)
                 continue
             path = os.path.join(self._dir, f"{tag}.{suffix}")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(text.rstrip("\n") + "\n")
+            if self._written.get(path) != text or not os.path.exists(path):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(text.rstrip("\n") + "\n")
+                self._written[path] = text
             paths.append(path)
         return paths[0], paths[1]
 
