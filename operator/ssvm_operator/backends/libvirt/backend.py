@@ -36,7 +36,6 @@ _SHUTOFF_CRASHED, _SHUTOFF_FAILED = 3, 6
 
 @dataclass
 class _Binding:
-    zone: str
     template: d.LibvirtTemplate | None
     error: d.TemplateError | None = None
 
@@ -70,7 +69,7 @@ class LibvirtBackend:
             template, error = d.effective_template(zone.get("spec") or {}, ssvm.get("spec") or {}), None
         except d.TemplateError as e:
             template, error = None, e
-        self._bound[(meta["namespace"], meta["name"])] = _Binding(zone["metadata"]["name"], template, error)
+        self._bound[(meta["namespace"], meta["name"])] = _Binding(template, error)
 
     def _template(self, namespace: str, name: str) -> d.LibvirtTemplate:
         b = self._bound.get((namespace, name))
@@ -152,7 +151,7 @@ class LibvirtBackend:
             raise BackendError(e.reason, str(e), None) from None
         if template is None:
             raise BackendError("TemplateMissing", "the zone sets no secondaryStorage.template.libvirt", None)
-        self._bound[(request.namespace, request.name)] = _Binding(request.zone_name, template)
+        self._bound[(request.namespace, request.name)] = _Binding(template)
         uri = await self._uri(request.namespace, template)
         async with self._lock(uri):   # addresses and volumes are handed out one SSVM at a time per host
             return await self._call(uri, lambda conn: self._ensure(conn, request, template),
