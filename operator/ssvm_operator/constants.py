@@ -10,6 +10,7 @@ CATEGORY = "cloud"
 ZONE_KIND, ZONE_PLURAL, ZONE_SHORT = "Zone", "zones", "zone"
 IMAGESTORE_KIND, IMAGESTORE_PLURAL, IMAGESTORE_SHORT = "ImageStore", "imagestores", "imgstore"
 SSVM_KIND, SSVM_PLURAL, SSVM_SHORT = "SecondaryStorageVM", "secondarystoragevms", "ssvm"
+TEMPLATE_KIND, TEMPLATE_PLURAL, TEMPLATE_SHORT = "Template", "templates", "tmpl"
 
 # Labels and annotations the operator puts on the objects it creates.
 LABEL_PREFIX = "ssvm.io"

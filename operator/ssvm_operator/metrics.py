@@ -24,7 +24,7 @@ from ssvm_operator.agent.cli import ACTIONS as AGENT_ACTIONS
 from ssvm_operator.api.ssvm import State
 
 PREFIX = "ssvm_operator"
-KINDS = (c.ZONE_KIND, c.IMAGESTORE_KIND, c.SSVM_KIND)
+KINDS = (c.ZONE_KIND, c.IMAGESTORE_KIND, c.SSVM_KIND, c.TEMPLATE_KIND)
 # CloudStack's VM lifecycle states, as SecondaryStorageVM.status.state holds them.
 STATES = typing.get_args(State)
 # Guest actions the operator pushes over SSH: the agent's own (`ssvm-agent <action>`).

@@ -29,7 +29,7 @@ def test_crds_command_prints_what_crds_folder_holds():
     printed = {d["metadata"]["name"]: d for d in yaml.safe_load_all(out)}
     on_disk = {d["metadata"]["name"]: d for p in (ROOT / "crds").glob("*.yaml") for d in yaml.safe_load_all(p.read_text())}
     assert printed == on_disk
-    assert len(printed) == 3
+    assert len(printed) == 4
 
 
 @pytest.mark.parametrize("crd", all_crds(), ids=lambda c: c["metadata"]["name"])
@@ -87,7 +87,7 @@ def test_crd_names_columns_status_and_conditions(info):
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = {c["name"] for c in version["additionalPrinterColumns"]}
     assert {"Ready", "Age"} <= columns
-    assert columns & {"State", "Desired", "Running", "Zone"}
+    assert columns & {"State", "Desired", "Running", "Zone", "Progress"}
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
     conditions = status["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map" and conditions["x-kubernetes-list-map-keys"] == ["type"]

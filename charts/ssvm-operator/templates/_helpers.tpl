@@ -76,8 +76,12 @@ tests/chart/test_rbac.py derives them from the API calls of a run against the de
 - apiGroups: [ssvm.io]
   resources: [secondarystoragevms]
   verbs: [get, list, watch, create, patch, delete]
+# templates: kopf's finalizer is a patch; the files leave the stores before it goes
 - apiGroups: [ssvm.io]
-  resources: [zones/status, imagestores/status, secondarystoragevms/status]
+  resources: [templates]
+  verbs: [get, list, watch, patch]
+- apiGroups: [ssvm.io]
+  resources: [zones/status, imagestores/status, secondarystoragevms/status, templates/status]
   verbs: [patch]
 # VMs and their instances are watched (observing one costs no request) and read when not seen yet
 - apiGroups: [kubevirt.io]

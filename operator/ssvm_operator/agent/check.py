@@ -7,6 +7,7 @@ import ssl
 import threading
 import urllib.request
 
+from ssvm_operator.agent import jobs
 from ssvm_operator.agent.context import ActionContext
 from ssvm_operator.agent.errors import EXIT_UNHEALTHY, AgentError, bad_request
 from ssvm_operator.agent.fileio import read_json
@@ -88,11 +89,12 @@ def run_check(ctx: ActionContext, payload: dict) -> dict:
     if payload.get("copyServer", True):
         ok, detail, sessions = _copy_server(ctx, timeout)
         record("copyServer", ok, detail)
+    downloads = jobs.running_jobs(ctx.paths)   # a download is a session too: scale-out counts it
 
     problems = [c["name"] for c in checks if not c["ok"]]
     stale = [c["name"].split(":", 1)[1] for c in checks if c.get("state") in ("stale", "timeout")]
     report = {"healthy": not problems, "checks": checks, "problems": problems, "staleStores": stale,
-              "activeSessions": sessions}
+              "activeSessions": sessions + downloads, "downloads": downloads}
     if problems:
         raise AgentError("Unhealthy", f"{len(problems)} check(s) failed: {', '.join(problems)}",
                          EXIT_UNHEALTHY, **report)

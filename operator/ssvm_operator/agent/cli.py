@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable
 
-from ssvm_operator.agent import authorized_keys, check, copyserver, diagnostics, firewall, ledger, service, stores, vmsetup
+from ssvm_operator.agent import authorized_keys, check, copyserver, diagnostics, firewall, jobs, ledger, service, stores, vmsetup
 from ssvm_operator.agent.context import ActionContext
 from ssvm_operator.agent.effects import make_effects
 from ssvm_operator.agent.errors import EXIT_BAD_REQUEST, EXIT_INTERNAL, EXIT_OK, AgentError, bad_request
@@ -40,6 +40,10 @@ ACTIONS: dict[str, Callable[[ActionContext, dict], dict]] = {
     "diagnostics": diagnostics.collect,
     "authorized-keys": authorized_keys.apply,
     "service": service.control,
+    "template-download": jobs.start,
+    "jobs": jobs.report,
+    "template-remove": jobs.remove,
+    "template-list": jobs.list_store,
 }
 
 
@@ -107,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--state-dir", help="simulated guest: record effects under this dir")
     parser.add_argument("--root", help="real guest with the agent's files under this prefix (tests)")
-    parser.add_argument("action", help=f"one of: {', '.join(sorted(ACTIONS))}, serve")
+    parser.add_argument("action", help=f"one of: {', '.join(sorted(ACTIONS))}, serve, job")
+    parser.add_argument("job", nargs="?", help="job: the download job to run (started by template-download)")
     parser.add_argument("--bind", help="serve: address to listen on (default from the firewall action)")
     parser.add_argument("--port", type=int, help="serve: port (default 80, or 443 with encryptCopy)")
     return parser
@@ -122,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         paths, _ = resolve_paths(args.state_dir, args.root)
         copyserver.serve(paths, bind=args.bind, port=args.port)
         return EXIT_OK
+    if args.action == "job":
+        paths, _ = resolve_paths(args.state_dir, args.root)
+        return jobs.run_job(paths, args.job or "")
     try:
         payload = _read_payload(sys.stdin)
     except AgentError as exc:

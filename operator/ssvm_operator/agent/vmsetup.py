@@ -1,7 +1,9 @@
-"""`vm-setup`: outbound access to the allowed internal sites, and the copy server's credentials."""
+"""`vm-setup`: outbound access to the allowed internal sites, the download egress chain, and the copy server's credentials."""
 from __future__ import annotations
 
-from ssvm_operator.agent import credentials, rules
+from urllib.parse import urlsplit
+
+from ssvm_operator.agent import credentials, egress, rules
 from ssvm_operator.agent.context import ActionContext
 from ssvm_operator.agent.errors import AgentError, bad_request
 from ssvm_operator.agent.fileio import read_json, write_atomic, write_json
@@ -36,6 +38,16 @@ def _sync_routes(ctx: ActionContext, sites: list[str], gateway: str | None, inte
     return [{"cidr": c, **r} for c, r in sorted(wanted.items())]
 
 
+def _proxy_address(value) -> str | None:
+    """The proxy's address, which downloads may reach even when it is internal."""
+    if value is None:
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme != "http" or not parts.hostname:
+        raise bad_request("httpProxy must be http://host[:port]")
+    return egress.resolve(parts.hostname, parts.port or 3128, 10.0)[0]
+
+
 def _install_tls(ctx: ActionContext, tls) -> bool:
     if tls is None:
         return False
@@ -59,10 +71,13 @@ def apply(ctx: ActionContext, payload: dict) -> dict:
     if password is not None and (not isinstance(password, str) or not password):
         raise bad_request("copyPassword must be a non-empty string")
     changed = rules.replace_chain(ctx, rules.OUTBOUND_CHAIN, outbound_rules(sites), [outbound_hook(interface)])
+    proxy = _proxy_address(payload.get("httpProxy"))
+    changed = rules.replace_chain(ctx, egress.DOWNLOAD_CHAIN, egress.chain_rules(sites, proxy), [egress.chain_hook()]) or changed
     routes = _sync_routes(ctx, sites, gateway, interface)
     creds_changed = credentials.install(ctx.paths.credentials, user, password) if password else False
     tls = _install_tls(ctx, payload.get("tls"))
     return {"chain": rules.OUTBOUND_CHAIN, "allowedInternalSites": sites, "changed": changed,
-            "rules": rules.chain_rules(ctx, rules.OUTBOUND_CHAIN), "routes": routes,
+            "rules": rules.chain_rules(ctx, rules.OUTBOUND_CHAIN), "downloadRules": rules.chain_rules(ctx, egress.DOWNLOAD_CHAIN),
+            "routes": routes,
             "credentials": {"user": user, "installed": ctx.paths.credentials.exists(), "changed": creds_changed},
             "tlsInstalled": tls or ctx.paths.tls_cert.exists()}

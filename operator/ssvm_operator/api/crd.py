@@ -11,6 +11,7 @@ from ssvm_operator import constants as c
 from ssvm_operator.api.base import ITEMS_EXTRA_KEY
 from ssvm_operator.api.imagestore import ImageStore
 from ssvm_operator.api.ssvm import SecondaryStorageVM
+from ssvm_operator.api.template import ImageTemplate
 from ssvm_operator.api.zone import Zone
 
 READY = '.status.conditions[?(@.type=="Ready")].status'
@@ -76,6 +77,14 @@ KINDS: tuple[KindInfo, ...] = (
              description="When a health check last ran (rewritten at least every 10 minutes while checks run)."),
         AGE,
     ), name_max=63, name_why="it is its VM's host name and the value of the ssvm.io/ssvm label"),
+    KindInfo(ImageTemplate, c.TEMPLATE_KIND, c.TEMPLATE_PLURAL, c.TEMPLATE_SHORT, (
+        _col("Ready", READY, description="Whether the template is on every store it must be on."),
+        _col("Progress", ".status.progress", description="Overall download progress."),
+        _col("Stores", ".status.storesReady", description="Stores holding it / stores it must be on."),
+        _col("Format", ".spec.format", priority=1),
+        _col("URL", ".spec.url", priority=1),
+        AGE,
+    ), name_max=63, name_why="it names its directory on the image stores"),
 )
 
 _DROP_KEYS = {"title", "additionalProperties"}

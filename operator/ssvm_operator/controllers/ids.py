@@ -7,6 +7,7 @@ INIT_STATUS = {
     "Zone": "zone-init-status",
     "ImageStore": "imagestore-init-status",
     "SecondaryStorageVM": "ssvm-init-status",
+    "Template": "template-init-status",
 }
 
 # zone controller

@@ -22,7 +22,7 @@ from ssvm_operator.model.initial_status import kind_initial_status_patch
 from ssvm_operator.model.views import awaits_kopf_finalizer
 
 # Kinds kopf puts its finalizer on: their first status write waits for it.
-FINALIZED = frozenset({c.ZONE_KIND, c.SSVM_KIND})
+FINALIZED = frozenset({c.ZONE_KIND, c.SSVM_KIND, c.TEMPLATE_KIND})
 GRACE = 15.0   # seconds a controller has to write an object's first status before this handler does (long: under load too)
 
 

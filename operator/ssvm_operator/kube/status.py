@@ -13,7 +13,7 @@ from ssvm_operator.kube.unseen import UnseenWrites
 from ssvm_operator.model.initial_status import completed_status_patch
 
 Compute = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]   # (status, body) -> status patch
-KIND_OF = {c.ZONE_PLURAL: c.ZONE_KIND, c.IMAGESTORE_PLURAL: c.IMAGESTORE_KIND, c.SSVM_PLURAL: c.SSVM_KIND}
+KIND_OF = {c.ZONE_PLURAL: c.ZONE_KIND, c.IMAGESTORE_PLURAL: c.IMAGESTORE_KIND, c.SSVM_PLURAL: c.SSVM_KIND, c.TEMPLATE_PLURAL: c.TEMPLATE_KIND}
 
 
 class StatusWriter:

@@ -14,7 +14,7 @@ from ssvm_operator.model.conditions import initial_conditions
 
 # Kinds whose reconcile loop writes observedGeneration itself, once it has acted on that generation:
 # setting it before they have would tell Argo CD and `kubectl wait` a change is done when it is not.
-GENERATION_OWNED = frozenset({c.ZONE_KIND, c.SSVM_KIND})
+GENERATION_OWNED = frozenset({c.ZONE_KIND, c.SSVM_KIND, c.TEMPLATE_KIND})
 
 
 def initial_status_patch(status: Mapping[str, Any], meta: Mapping[str, Any], types: Iterable[str],

@@ -81,11 +81,17 @@ def test_vm_setup_allows_outbound_to_internal_sites_and_routes_them(run, ctx):
                                  "managementGateway": "10.0.0.1", "copyPassword": "correct horse"})
     assert code == 0 and doc["ok"]
     assert doc["allowedInternalSites"] == ["10.1.0.0/16", "10.2.3.4/32"]
-    assert [r for r in rules(ctx) if r.startswith("-A")] == [
+    assert [r for r in rules(ctx) if r.startswith("-A") and "DOWNLOAD" not in r] == [
         "-A OUTPUT -o eth1 -j SSVM-OUTBOUND",
         "-A SSVM-OUTBOUND -d 10.1.0.0/16 -p tcp -m state --state NEW -j ACCEPT",
         "-A SSVM-OUTBOUND -d 10.2.3.4/32 -p tcp -m state --state NEW -j ACCEPT",
     ]
+    download = [r for r in rules(ctx) if "DOWNLOAD" in r and r.startswith("-A")]
+    assert download[:3] == ["-A OUTPUT -m mark --mark 0x55d1 -j SSVM-DOWNLOAD",
+                            "-A SSVM-DOWNLOAD -d 10.1.0.0/16 -j RETURN", "-A SSVM-DOWNLOAD -d 10.2.3.4/32 -j RETURN"], \
+        "a download may reach the allowed sites"
+    assert "-A SSVM-DOWNLOAD -d 10.0.0.0/8 -j REJECT --reject-with icmp-admin-prohibited" in download, "and no other internal site"
+    assert "-A SSVM-DOWNLOAD -d 169.254.0.0/16 -j REJECT --reject-with icmp-admin-prohibited" in download
     assert doc["routes"] == [{"cidr": "10.1.0.0/16", "dev": "eth1", "via": "10.0.0.1"},
                              {"cidr": "10.2.3.4/32", "dev": "eth1", "via": "10.0.0.1"}]
     code, doc = run("vm-setup", {"allowedInternalSites": ["10.1.0.0/16"], "managementGateway": "10.0.0.1",

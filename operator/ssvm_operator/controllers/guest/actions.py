@@ -100,6 +100,8 @@ def plan_guest_actions(inputs: GuestInputs) -> list[PlannedAction]:
         vm_setup["managementInterface"] = inputs.management_interface
     if mgmt.get("gateway"):
         vm_setup["managementGateway"] = mgmt["gateway"]
+    if ss.get("httpProxy"):
+        vm_setup["httpProxy"] = ss["httpProxy"]
     if inputs.copy_password:
         vm_setup["copyPassword"] = inputs.copy_password
     return [
