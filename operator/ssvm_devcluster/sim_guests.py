@@ -191,7 +191,7 @@ class GuestSimulator:
             private = generate_keypair("impostor").private_openssh
         state = self.root / ns / name / (uid or "instance")
         guest = await asyncio.to_thread(start_simulated_guest, address, private, authorized, state,
-                                        port=self.config.port, copy_port=self._copy_port())
+                                        port=self.config.port, copy_port=self._copy_port(), exports_root=self.root / "_exports")
         self.guests[key] = (uid, guest)
         log.info("simulated guest %s/%s: SSH on %s:%d, state in %s", ns, name, address, guest.port, state)
 

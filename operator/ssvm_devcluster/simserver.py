@@ -27,6 +27,8 @@ from ssvm_operator.agent import copyserver
 from ssvm_operator.agent.paths import resolve_paths
 from ssvm_operator.agent.authorized_keys import fingerprint as blob_fingerprint, parse_key
 from ssvm_operator.agent.errors import AgentError
+from ssvm_operator.agent.fileio import write_json
+from ssvm_operator.agent import jobs as agent_jobs
 from ssvm_operator.ssh.keys import fingerprint
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,7 @@ class SimulatedGuest:
 
     def stop(self) -> None:
         self._stop.set()
+        agent_jobs.stop_all(resolve_paths(str(self.state_dir))[0])   # a VM's processes end with it
         if self._sock is not None:
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)   # wakes the blocked accept
@@ -193,14 +196,19 @@ class SimulatedGuest:
 
 def start_simulated_guest(address: str, host_key_private: str | bytes, authorized_key: str,
                           state_dir: str | Path, port: int = SSH_PORT, username: str = "root",
-                          copy_port: int | None = None) -> SimulatedGuest:
+                          copy_port: int | None = None, exports_root: str | Path | None = None) -> SimulatedGuest:
     """Start a simulated guest listening on (address, port); seeds authorized_keys if it is new.
 
     With `copy_port` (80 in the dev cluster, 0 for any free port in tests) the guest's copy server
-    runs too, bound to the same address, so `check` finds it up."""
+    runs too, bound to the same address, so `check` finds it up. With `exports_root` the guest's
+    store mounts are links to one directory per export under it, shared with the other guests."""
     from ssvm_operator.ssh.keys import load_private_key
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
+    if exports_root is not None:
+        paths, _ = resolve_paths(str(state))
+        # a simulated guest's connections leave from its own address, as a VM's do (peers' allow-lists see it)
+        write_json(paths.sim / "settings.json", {"exportsRoot": str(exports_root), "sourceAddress": address})
     keys = state / "authorized_keys"
     if not keys.exists():
         keys.write_text(authorized_key.strip() + "\n")

@@ -14,7 +14,7 @@ import contextlib
 import re
 import time
 import typing
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 
@@ -22,11 +22,13 @@ from ssvm_operator import __version__
 from ssvm_operator import constants as c
 from ssvm_operator.agent.cli import ACTIONS as AGENT_ACTIONS
 from ssvm_operator.api.ssvm import State
+from ssvm_operator.api.template import EntryState
 
 PREFIX = "ssvm_operator"
 KINDS = (c.ZONE_KIND, c.IMAGESTORE_KIND, c.SSVM_KIND, c.TEMPLATE_KIND)
 # CloudStack's VM lifecycle states, as SecondaryStorageVM.status.state holds them.
 STATES = typing.get_args(State)
+TEMPLATE_STATES = typing.get_args(EntryState)   # a template's state on one store
 # Guest actions the operator pushes over SSH: the agent's own (`ssvm-agent <action>`).
 ACTIONS = tuple(AGENT_ACTIONS)
 EVENT_TYPES = ("Normal", "Warning")
@@ -94,6 +96,16 @@ class Metrics:
                                      "When the SSVM's last health check ran (Unix time), written or not.", ssvm, registry=registry)
         self.store_mounted = Gauge(f"{PREFIX}_imagestore_mounted_ssvms", "SSVMs that have the image store mounted.",
                                    [*zone, "imagestore"], registry=registry)
+        template = ["namespace", "template"]
+        self.template_stores = Gauge(f"{PREFIX}_template_stores", "Stores a template must be on, by its state there.",
+                                     [*template, "state"], registry=registry)
+        self.template_downloads = Gauge(f"{PREFIX}_template_downloads_in_progress", "Template downloads running on SSVMs.",
+                                        ["namespace"], registry=registry)
+        self.template_bytes = Counter(f"{PREFIX}_template_downloaded_bytes_total", "Bytes of templates written to image stores.",
+                                      ["namespace"], registry=registry)
+        self.template_failures = Counter(f"{PREFIX}_template_download_failures_total", "Template downloads that ended in Error, by reason.",
+                                         ["namespace", "reason"], registry=registry)
+        self._template_seen: dict[tuple[str, str], dict[str, tuple[str, int]]] = {}   # store -> (state, bytes) last set
 
     def set_zone_counts(self, namespace: str, zone: str, *, desired: int, actual: int, by_state: Mapping[str, int],
                         writable_image_stores: int, read_only_image_stores: int = 0, ready: bool | None = None) -> None:
@@ -147,6 +159,28 @@ class Metrics:
         for s in STATES:
             with contextlib.suppress(KeyError):
                 self.ssvm_state.remove(namespace, zone, ssvm, s)
+
+    def set_template(self, namespace: str, template: str, entries: list[Mapping[str, Any]] | None) -> None:
+        """Per-state store counts, bytes written since the last call, failures as they happen; None drops the template."""
+        before = self._template_seen.pop((namespace, template), {})
+        now = {e["store"]: (e.get("state", ""), int(e.get("bytes") or 0)) for e in entries or []}
+        for store, (state, size) in now.items():
+            old_state, old_size = before.get(store, ("", 0))
+            if size > old_size and state in ("Downloading", "Ready"):
+                self.template_bytes.labels(namespace).inc(size - old_size if old_state in ("Downloading", "Pending") else 0)
+            if state == "Error" and old_state != "Error":
+                reason = next((e.get("reason") or "" for e in entries or [] if e["store"] == store), "")
+                self.template_failures.labels(namespace, _reason(reason)).inc()
+        for state in TEMPLATE_STATES:
+            if entries is None:
+                with contextlib.suppress(KeyError):
+                    self.template_stores.remove(namespace, template, state)
+            else:
+                self.template_stores.labels(namespace, template, state).set(sum(1 for s, _ in now.values() if s == state))
+        if entries is not None:
+            self._template_seen[(namespace, template)] = now
+        running = sum(1 for (ns, _), seen in self._template_seen.items() if ns == namespace for s, _ in seen.values() if s == "Downloading")
+        self.template_downloads.labels(namespace).set(running)
 
     def set_store_mounted(self, namespace: str, zone: str, store: str, mounted: int | None) -> None:
         """SSVMs that mounted the store; None drops the series (the store is gone)."""
@@ -255,3 +289,7 @@ def forget_ssvm(namespace: str, zone: str, ssvm: str) -> None:
 
 def set_store_mounted(namespace: str, zone: str, store: str, mounted: int | None) -> None:
     default().set_store_mounted(namespace, zone, store, mounted)
+
+
+def set_template(namespace: str, template: str, entries: list[Mapping[str, Any]] | None) -> None:
+    default().set_template(namespace, template, entries)

@@ -128,11 +128,15 @@ class CopyHandler(BaseHTTPRequestHandler):
     do_PUT = do_POST = do_DELETE = do_PATCH = _refuse_write
 
     def _resolve(self, url_path: str) -> Path | None:
-        """The file under the mount root the URL names; None if it would leave the root."""
-        root = self.state.paths.mount_root.resolve()
+        """The file inside the store the URL's first segment names (a store's id); None if it would leave that store."""
+        root = self.state.paths.mount_root
         relative = unquote(urlsplit(url_path).path).lstrip("/")
+        store = relative.split("/", 1)[0]
+        if not store or store in (".", ".."):
+            return None
+        base = (root / store).resolve()   # a simulated guest's store is a link to its shared export
         candidate = (root / relative).resolve()
-        if candidate != root and root not in candidate.parents:
+        if candidate != base and base not in candidate.parents:
             return None
         return candidate
 

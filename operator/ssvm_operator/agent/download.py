@@ -60,6 +60,7 @@ class Request:
     authorization: str | None = None        # a peer's copy server (Basic auth)
     trusted: bool = False                   # the operator's own peer URL: no internal-address check
     mark: bool = True                       # mark sockets for the SSVM-DOWNLOAD chain
+    bind_address: str | None = None         # a simulated guest's own address (a VM's kernel picks its own)
     checksum: tuple[str, str] | None = None
     image_format: str = "RAW"
     max_bytes: int | None = None
@@ -96,9 +97,10 @@ def _classify_oserror(exc: OSError, what: str) -> DownloadError:
 class _Connection(http.client.HTTPConnection):
     """Connects to an address already checked (not the name again) and marks the socket for the egress chain."""
 
-    def __init__(self, host: str, port: int, address: str, timeout: float, mark: bool, tls_host: str | None = None):
+    def __init__(self, host: str, port: int, address: str, timeout: float, mark: bool, tls_host: str | None = None,
+                 bind: str | None = None):
         super().__init__(host, port, timeout=timeout)
-        self.address, self.mark, self.tls_host = address, mark, tls_host
+        self.address, self.mark, self.tls_host, self.bind = address, mark, tls_host, bind
 
     def connect(self) -> None:
         family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
@@ -107,6 +109,8 @@ class _Connection(http.client.HTTPConnection):
             if self.mark:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, egress.DOWNLOAD_MARK)
             sock.settimeout(self.timeout)
+            if self.bind and ":" not in self.address and ipaddress.ip_address(self.address).is_loopback:
+                sock.bind((self.bind, 0))
             sock.connect((self.address, self.port))
             if self._tunnel_host:
                 self.sock = sock
@@ -132,7 +136,7 @@ def _open(req: Request, url: str, headers: dict[str, str]) -> tuple[http.client.
         proxy = urlsplit(req.proxy)
         proxy_port = proxy.port or 3128
         address = egress.resolve(proxy.hostname or "", proxy_port, req.connect_timeout)[0]
-        conn = _Connection(proxy.hostname or "", proxy_port, address, req.connect_timeout, req.mark, tls_host)
+        conn = _Connection(proxy.hostname or "", proxy_port, address, req.connect_timeout, req.mark, tls_host, req.bind_address)
         if tls_host:
             conn.set_tunnel(parts.hostname, port)   # CONNECT through the proxy, TLS end to end
         else:
@@ -140,9 +144,10 @@ def _open(req: Request, url: str, headers: dict[str, str]) -> tuple[http.client.
     else:
         addresses = (egress.resolve(parts.hostname, port, req.connect_timeout) if req.trusted
                      else egress.checked_addresses(parts.hostname, port, req.allowed_sites, req.connect_timeout))
-        conn = _Connection(parts.hostname, port, addresses[0], req.connect_timeout, req.mark, tls_host)
+        conn = _Connection(parts.hostname, port, addresses[0], req.connect_timeout, req.mark, tls_host, req.bind_address)
     try:
         conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Host": parts.netloc, **headers})
+        conn.sock.settimeout(req.stall_seconds)   # connected: from now on the stall timeout bounds every wait
         response = conn.getresponse()
     except ssl.SSLError as exc:
         conn.close()
@@ -153,7 +158,6 @@ def _open(req: Request, url: str, headers: dict[str, str]) -> tuple[http.client.
     except http.client.HTTPException as exc:
         conn.close()
         raise DownloadError("Unreachable", f"{parts.hostname}:{port} answered badly: {type(exc).__name__}", retry=True) from None
-    conn.sock.settimeout(req.stall_seconds)
     return conn, response
 
 
@@ -327,3 +331,7 @@ def _finish(req: Request, digest: str, algorithm: str, size: int, resumed: bool)
 def _discard(req: Request) -> None:
     req.part.unlink(missing_ok=True)
     req.part_meta.unlink(missing_ok=True)
+    try:
+        req.dest_dir.rmdir()   # only when empty: nothing of a failed download stays
+    except OSError:
+        pass

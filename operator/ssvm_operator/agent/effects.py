@@ -176,8 +176,10 @@ class RealEffects:
 class SimulatedEffects:
     """Records mounts, rules and routes as JSON under `<state>/var/lib/ssvm-agent/simulated/`.
 
-    A simulated mount is a plain directory at the mount point. `faults.json` there lets a test or the
-    dev cluster inject failures: {"mount": {"host:/path": "<mount.nfs stderr>"}, "nfsClient": false}.
+    A simulated mount is a plain directory at the mount point, or, when `settings.json` there names an
+    `exportsRoot`, a link to that export's directory under it: the guests of one dev cluster then share
+    each store as NFS clients do. `faults.json` there lets a test or the dev cluster inject failures:
+    {"mount": {"host:/path": "<mount.nfs stderr>"}, "nfsClient": false}.
     """
     simulated = True
 
@@ -206,6 +208,14 @@ class SimulatedEffects:
         table = self._mount_table()
         if str(target) in table:
             return CommandResult(32, "", f"mount: {target}: already mounted")
+        exports = read_json(self.dir / "settings.json", {}).get("exportsRoot")
+        if exports:
+            shared = Path(exports) / source.replace("/", "_").replace(":", "_")
+            shared.mkdir(parents=True, exist_ok=True)
+            if Path(target).is_dir() and not Path(target).is_symlink():
+                Path(target).rmdir()   # the empty mount point becomes the link
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            Path(target).symlink_to(shared, target_is_directory=True)
         Path(target).mkdir(parents=True, exist_ok=True)
         table[str(target)] = {"source": source, "fstype": fstype, "options": ",".join(options), "stale": False}
         write_json(self.dir / "mounts.json", table)
@@ -216,6 +226,9 @@ class SimulatedEffects:
         if table.pop(str(target), None) is None:
             return CommandResult(32, "", f"umount: {target}: not mounted")
         write_json(self.dir / "mounts.json", table)
+        if Path(target).is_symlink():
+            Path(target).unlink()
+            Path(target).mkdir()   # an empty mount point is left, as after umount
         return CommandResult(0)
 
     def probe(self, path, timeout):

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from ssvm_operator.agent import download, imageformats, stores
@@ -105,7 +106,8 @@ def _request(ctx: ActionContext, payload: dict) -> dict:
            "maxBytes": payload.get("maxBytes"), "stallSeconds": float(payload.get("stallSeconds", 120)),
            "maxAttempts": int(payload.get("maxAttempts", 3)), "retryBaseSeconds": float(payload.get("retryBaseSeconds", 10)),
            "properties": {k: str(v) for k, v in (payload.get("properties") or {}).items() if re.match(r"^[a-z][a-z0-9.]*$", str(k))},
-           "installPath": f"{payload['installDir']}/{file_name}", "mark": not ctx.simulated}
+           "installPath": f"{payload['installDir']}/{file_name}", "mark": not ctx.simulated,
+           "bindAddress": read_json(ctx.paths.sim / "settings.json", {}).get("sourceAddress") if ctx.simulated else None}
     if "url" in source:
         url = source["url"]
         if not isinstance(url, str) or not re.match(r"^https?://[^\s@/]+(/\S*)?$", url):
@@ -253,7 +255,7 @@ def _build(doc: dict) -> Request:
     return Request(dest_dir=Path(doc["destDir"]), file_name=doc["fileName"], url=doc.get("url"),
                    source_file=Path(doc["sourceFile"]) if doc.get("sourceFile") else None, proxy=doc.get("proxy"),
                    allowed_sites=list(doc.get("allowedSites") or []), authorization=doc.get("authorization"),
-                   trusted=bool(doc.get("trusted")), mark=bool(doc.get("mark")), checksum=download.parse_checksum(doc.get("checksum")),
+                   trusted=bool(doc.get("trusted")), mark=bool(doc.get("mark")), bind_address=doc.get("bindAddress"), checksum=download.parse_checksum(doc.get("checksum")),
                    image_format=doc["format"], max_bytes=doc.get("maxBytes"), stall_seconds=float(doc["stallSeconds"]),
                    properties=dict(doc.get("properties") or {}))
 
@@ -293,6 +295,7 @@ def run_job(paths: AgentPaths, job: str) -> int:
             continue
         except Exception as exc:  # noqa: BLE001 - the type only: the message could quote the request
             state.update(state="Error", reason="InternalError", message=f"unexpected {type(exc).__name__} in the download")
+            print("".join(traceback.format_tb(exc.__traceback__)), type(exc).__name__, file=sys.stderr)   # the job's own log
             return 1
         state.update(state="Ready", bytes=result["size"], totalBytes=result["size"], percent=100, failures=0, **result)
         return 0

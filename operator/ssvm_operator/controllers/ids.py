@@ -34,8 +34,17 @@ GUEST_ZONE_EVENT = "zone-guest-wake"
 GUEST_STORE_EVENT = "imagestore-guest-wake"
 GUEST_WORKER = "ssvm-guest-ops"
 
+# template controller
+TEMPLATE_SSVMS_INDEX = "template_ssvms_by_zone"
+TEMPLATE_WORKER = "template-sync"
+TEMPLATE_FINALIZER = "template-remove-files"
+TEMPLATE_SSVM_EVENT = "ssvm-template-wake"
+TEMPLATE_STORE_EVENT = "imagestore-template-wake"
+TEMPLATE_ZONE_EVENT = "zone-template-wake"
+
 # Event handlers that run on every watch event (waking a loop, filling in a missing condition): their success is not logged.
-WAKE_HANDLERS = (ZONE_EVENT, STORE_EVENT, SSVM_EVENT, VM_EVENT, VMI_EVENT, GUEST_SSVM_EVENT, GUEST_ZONE_EVENT, GUEST_STORE_EVENT, *INIT_STATUS.values())
+WAKE_HANDLERS = (ZONE_EVENT, STORE_EVENT, SSVM_EVENT, VM_EVENT, VMI_EVENT, GUEST_SSVM_EVENT, GUEST_ZONE_EVENT, GUEST_STORE_EVENT,
+                 TEMPLATE_SSVM_EVENT, TEMPLATE_STORE_EVENT, TEMPLATE_ZONE_EVENT, *INIT_STATUS.values())
 
 # Stopping daemons (operator exit, object deletion): a daemon asleep wakes on its stop flag and ends on its own;
 # one still busy is cancelled after DAEMON_EXIT_GRACE and abandoned after DAEMON_CANCEL_TIMEOUT more.

@@ -23,6 +23,8 @@ from ssvm_operator.controllers.keys.secrets import KeyMaterialError, KeyStore, S
 from ssvm_operator.controllers.ssvm.controller import SSVMController
 from ssvm_operator.controllers.ssvm.start_gate import BackendReadinessGate, Reach, SSHStartGate, StartGate
 from ssvm_operator.controllers.ssvm.vm_request import VMRequestBuilder
+from ssvm_operator.controllers.template.controller import TemplateController
+from ssvm_operator.controllers.template.worker import TemplateOps, TemplateSettings
 from ssvm_operator.controllers.zone.controller import ZoneController
 from ssvm_operator.kube.context import Kube
 from ssvm_operator.settings import OperatorConfig
@@ -39,6 +41,7 @@ class OperatorOptions:
     backend: VMBackend | None = None     # one backend for every zone; default: from config.backend_override
     guest_channel: Any = None            # a guest channel for every SSH login (a test's); default: real SSH
     guest_settings: GuestSettings | None = None
+    template_settings: TemplateSettings | None = None
     secrets: SecretsApi | None = None    # default: the Kubernetes client
     secrets_ttl: float = 30.0            # key Secrets are re-read after this long
     mesh_quiet: float = 1.0
@@ -95,6 +98,9 @@ def build_registry(options: OperatorOptions | None = None) -> kopf.OperatorRegis
         mesh = Mesh(cluster.addresses, quiet=options.mesh_quiet, max_delay=options.mesh_max_delay)
         ops = GuestOps(cluster, keys, logins, mesh, reach, options.guest_settings or GuestSettings())
         GuestController(ops, cluster).register(registry)
+        indexes: dict[str, Any] = {}
+        templates = TemplateOps(kube, indexes.get, keys, logins, reach, options.template_settings or TemplateSettings())
+        TemplateController(templates, indexes).register(registry)
     else:
         ssvm_controller = SSVMController(kube, backends, options.config, gate, requests)
     ZoneController(kube, backends, options.config).register(registry)

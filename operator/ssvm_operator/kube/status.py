@@ -31,10 +31,11 @@ class StatusWriter:
     async def read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.client.get(plural, namespace, name)
 
-    async def write(self, plural: str, body: Mapping[str, Any] | None, compute: Compute) -> dict[str, Any]:
+    async def write(self, plural: str, body: Mapping[str, Any] | None, compute: Compute, deleting: bool = False) -> dict[str, Any]:
         """Writes `compute(status, body)` (nothing when it is empty); returns the patch written, {} if none.
 
-        `body` is the caller's view; None reads the object first. A deleting object is left alone."""
+        `body` is the caller's view; None reads the object first. A deleting object is left alone unless
+        `deleting` (a finalizer saying what holds the deletion)."""
         kind = KIND_OF[plural]
         if body is None:
             return {}
@@ -43,7 +44,7 @@ class StatusWriter:
         known = meta.get("resourceVersion")
         current: Mapping[str, Any] | None = self.unseen.freshest(kind, namespace, name, dict(body))
         for _ in range(self.attempts):
-            if current is None or current["metadata"].get("deletionTimestamp"):
+            if current is None or (current["metadata"].get("deletionTimestamp") and not deleting):
                 return {}
             status = dict(current.get("status") or {})
             patch = compute(status, current)
