@@ -72,7 +72,7 @@ def run_operator_on_examples(cluster, docs: list[dict[str, Any]], namespace: str
     proc = start_with_kubeconfig(operator_args(docs, _free_port()), kubeconfig, log, env={"POD_NAME": f"ssvm-operator-{namespace}-0"})
     try:
         kubectl_run(kubeconfig, "apply", "-n", namespace, "-f", str(ROOT / "examples"))
-        objects = json.loads(kubectl_run(kubeconfig, "get", "-n", namespace, "zones,imagestores,secondarystoragevms",
+        objects = json.loads(kubectl_run(kubeconfig, "get", "-n", namespace, "zones,imagestores,secondarystoragevms,templates",
                                          "-o", "json").stdout)["items"]
         # every ssvm.io plural is the kind, lower case, plus "s"
         paths = [f"{cluster.url}/apis/ssvm.io/v1alpha1/namespaces/{namespace}/{o['kind'].lower()}s/{o['metadata']['name']}"

@@ -17,7 +17,7 @@ def test_plain_manifests_are_up_to_date_with_the_chart():
 def test_plain_manifests_are_valid_and_complete():
     docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "ssvm-operator.yaml").read_text()) if d]
     kinds = [d["kind"] for d in docs]
-    assert kinds[0] == "Namespace" and kinds.count("CustomResourceDefinition") == 3
+    assert kinds[0] == "Namespace" and kinds.count("CustomResourceDefinition") == 4
     assert kinds.index("CustomResourceDefinition") < kinds.index("Deployment")
     assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"} <= set(kinds)
     for doc in docs:

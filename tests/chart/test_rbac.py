@@ -31,6 +31,7 @@ PENDING: dict[tuple[str, str, str], str] = {
 ON_CONFLICT: dict[tuple[str, str, str], str] = {
     ("ssvm.io", "zones", "get"): "re-read a Zone after its status patch met a newer version",
     ("ssvm.io", "secondarystoragevms", "get"): "re-read an SSVM after its status patch met a newer version",
+    ("ssvm.io", "templates", "get"): "re-read a Template after its status patch met a newer version",
     # the KubeVirt backend answers from its watch of VMs and instances and reads one only while the watch has
     # not shown it (backends/kubevirt/cache.py): a run whose watch always keeps up makes no such read
     ("kubevirt.io", "virtualmachines", "get"): "read a VM the watch has not shown yet",

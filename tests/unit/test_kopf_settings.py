@@ -14,7 +14,7 @@ def _record(message: str, level: int = logging.INFO) -> logging.LogRecord:
 
 def test_wake_successes_are_dropped_and_the_rest_kept():
     quiet = QuietWakes()
-    assert len(ids.WAKE_HANDLERS) == 11
+    assert len(ids.WAKE_HANDLERS) == 15
     for handler in ids.WAKE_HANDLERS:
         assert not quiet.filter(_record(f"Handler '{handler}' succeeded."))
         assert quiet.filter(_record(f"Handler '{handler}' failed with an exception. Will retry.", logging.ERROR))
