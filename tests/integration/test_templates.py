@@ -3,6 +3,8 @@ mounts shared per export, as NFS clients share a store), the operator, and an HT
 that serves images slowly, drops connections and stalls on request."""
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from .harness import Api, OperatorThread, condition, ready_ssvms, wait_for
 
 pytestmark = pytest.mark.integration
 CONTROL_RANGE = "127.83.0.0/16"
-SETTINGS = TemplateSettings(poll_seconds=0.5, verify_seconds=3.0)
+SETTINGS = TemplateSettings(poll_seconds=0.5, verify_seconds=3.0, link_ttl_seconds=8.0)
 
 
 @pytest.fixture(scope="module", params=CONTROL_PLANES)
@@ -93,7 +95,7 @@ def test_templates_reach_every_store_resume_retry_fail_clearly_and_leave_with_th
     dropped = qcow2_image(2_000_000)
     with OperatorThread(tapi.ns, None, scan_interval=3.0, template_settings=SETTINGS):
         wait_for("3 SSVMs Running, Ready and healthy", ready_ssvms(tapi, 3), timeout=120)
-        _template(tapi, "small", source.add("/small.qcow2", small), ["z1"], checksum=sha256(small))
+        _template(tapi, "small", source.add("/small.qcow2", small), ["z1"], checksum=sha256(small), extractable=True)
         _template(tapi, "dropped", source.add("/dropped.qcow2", dropped, Behaviour(rate=1_000_000, drop_after=700_000)),
                   ["z1"], checksum=sha256(dropped))
         _template(tapi, "wrong", source.add("/wrong.qcow2", small), ["z1"], checksum="sha256:" + "0" * 64)
@@ -106,6 +108,17 @@ def test_templates_reach_every_store_resume_retry_fail_clearly_and_leave_with_th
             assert _image(guests, store, tapi.ns, "small").read_bytes() == small
             props = (_image(guests, store, tapi.ns, "small").parent / "template.properties").read_text()
             assert f"checksum={sha256(small)}" in props and f"uniquename={tapi.ns}/small" in props
+
+        # The extractable template's signed link works, a tampered one does not, and it stops working once expired.
+        link = wait_for("a download link", lambda: ((tapi.get(c.TEMPLATE_PLURAL, "small") or {}).get("status") or {}).get("downloadLinks"),
+                        timeout=30)[0]
+        assert _fetch(link["url"]) == (200, small)
+        assert _fetch(link["url"][:-1] + ("0" if link["url"][-1] != "0" else "1"))[0] == 403, "a tampered link is refused"
+        assert "ssvm-template-links" in {s.metadata.name for s in tapi.core.list_namespaced_secret(tapi.ns).items}
+        wait_for("the first link expired", lambda: _fetch(link["url"])[0] == 403, timeout=30)
+        renewed = wait_for("a renewed link", lambda: next((l for l in tapi.get(c.TEMPLATE_PLURAL, "small")["status"]["downloadLinks"]
+                                                          if l["url"] != link["url"]), None), timeout=30)
+        assert _fetch(renewed["url"]) == (200, small)
 
         wait_for("the dropped download Ready", _ready(tapi, "dropped", 2), timeout=60)
         resumed = [r.range for r in source.seen("/dropped.qcow2")]
@@ -137,6 +150,13 @@ def test_templates_reach_every_store_resume_retry_fail_clearly_and_leave_with_th
         wait_for("the small template gone", lambda: tapi.get(c.TEMPLATE_PLURAL, "small") is None, timeout=60)
         assert not any(p.name == "small" for p in _exports(guests).rglob("*")), "no file of it is left"
 
+        # No secret (the link key, the copy passwords a peer copy logs in with) is in a Template's status or its Events.
+        secrets = [base64.b64decode(v).decode() for s in tapi.core.list_namespaced_secret(tapi.ns).items
+                   if s.metadata.name == "ssvm-template-links" or s.metadata.name.endswith("-ssvm-copy") for v in (s.data or {}).values()]
+        assert len(secrets) >= 3
+        shown = json.dumps([tapi.list(c.TEMPLATE_PLURAL), tapi.events()], default=str)
+        assert not [s for s in secrets if s in shown or base64.b64encode(f"cloud:{s}".encode()).decode() in shown]
+
         reasons = {e["reason"] for e in tapi.events() if (e.get("involved_object") or {}).get("kind") == c.TEMPLATE_KIND}
         assert {"TemplateDownloadStarted", "TemplateDownloaded", "TemplateDownloadFailed", "TemplateMissing",
                 "TemplateRemoved"} <= reasons, reasons
@@ -152,3 +172,13 @@ def test_a_bad_template_is_refused_at_apply_time(tapi):
         with pytest.raises(ApiException) as refused:
             tapi.create(c.TEMPLATE_PLURAL, c.TEMPLATE_KIND, "bad", spec)
         assert refused.value.status == 422 and needle in refused.value.body, (spec, refused.value.body)
+
+
+def _fetch(url: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, b""

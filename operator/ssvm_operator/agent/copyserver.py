@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ssvm_operator.agent import credentials
+from ssvm_operator.agent import credentials, links
 from ssvm_operator.agent.effects import run
 from ssvm_operator.agent.fileio import read_json, write_json
 from ssvm_operator.agent.paths import AgentPaths
@@ -96,6 +96,8 @@ class CopyHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_GET(self):
+        if self.path.startswith(links.PREFIX):
+            return self._serve_link()
         if self.path == "/healthz" and self._client_is_local():
             body = {"activeSessions": self.state.active, "served": self.state.served, "pid": os.getpid()}
             return self._send_text(HTTPStatus.OK, json.dumps(body))
@@ -104,7 +106,16 @@ class CopyHandler(BaseHTTPRequestHandler):
         if not self.state.authorized(self.headers.get("Authorization")):
             return self._send_text(HTTPStatus.UNAUTHORIZED, "authentication required",
                                    {"WWW-Authenticate": f'Basic realm="{REALM}"'})
-        target = self._resolve(self.path)
+        self._send_file(self._resolve(self.path))
+
+    def _serve_link(self):
+        """A signed link (anyone holding it, from anywhere, until it expires): no allow-list, no password."""
+        problem, path = links.check(self.state.paths.link_secret, self.path)
+        if problem:
+            return self._send_text(HTTPStatus.FORBIDDEN, problem)
+        self._send_file(self._inside_store(path))
+
+    def _send_file(self, target: Path | None):
         if target is None or not target.is_file():
             return self._send_text(HTTPStatus.NOT_FOUND, "not found")
         self.state.session(+1)
@@ -129,8 +140,11 @@ class CopyHandler(BaseHTTPRequestHandler):
 
     def _resolve(self, url_path: str) -> Path | None:
         """The file inside the store the URL's first segment names (a store's id); None if it would leave that store."""
+        return self._inside_store(unquote(urlsplit(url_path).path))
+
+    def _inside_store(self, relative: str) -> Path | None:
         root = self.state.paths.mount_root
-        relative = unquote(urlsplit(url_path).path).lstrip("/")
+        relative = relative.lstrip("/")
         store = relative.split("/", 1)[0]
         if not store or store in (".", ".."):
             return None

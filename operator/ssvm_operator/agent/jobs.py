@@ -113,7 +113,7 @@ def _request(ctx: ActionContext, payload: dict) -> dict:
         if not isinstance(url, str) or not re.match(r"^https?://[^\s@/]+(/\S*)?$", url):
             raise bad_request("source.url must be an http(s) URL without credentials")
         sites = [s for s in source.get("allowedInternalSites") or [] if isinstance(s, str)]
-        doc.update(url=url, proxy=source.get("proxy"), allowedSites=sites, authorization=source.get("authorization"),
+        doc.update(url=url, proxy=source.get("proxy"), allowedSites=sites, authorization=source.get("authorizationToken"),
                    trusted=bool(source.get("peer")))
         doc["mark"] = doc["mark"] and not source.get("peer")   # a peer SSVM's copy server is reached on the mesh, not the egress chain
     elif "store" in source:

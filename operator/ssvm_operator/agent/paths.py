@@ -39,6 +39,10 @@ class AgentPaths:
         return self.etc / "copy-credentials.json"
 
     @property
+    def link_secret(self) -> Path:
+        return self.etc / "link-secret"   # the key download links are signed with (0600)
+
+    @property
     def tls_cert(self) -> Path:
         return self.etc / "copy-tls.crt"
 

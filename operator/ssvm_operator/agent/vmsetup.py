@@ -76,8 +76,13 @@ def apply(ctx: ActionContext, payload: dict) -> dict:
     routes = _sync_routes(ctx, sites, gateway, interface)
     creds_changed = credentials.install(ctx.paths.credentials, user, password) if password else False
     tls = _install_tls(ctx, payload.get("tls"))
+    link = payload.get("linkSecret")
+    if link is not None:
+        if not isinstance(link, str) or len(link) < 16:
+            raise bad_request("linkSecret must be a string of at least 16 characters")
+        write_atomic(ctx.paths.link_secret, link, mode=0o600)
     return {"chain": rules.OUTBOUND_CHAIN, "allowedInternalSites": sites, "changed": changed,
             "rules": rules.chain_rules(ctx, rules.OUTBOUND_CHAIN), "downloadRules": rules.chain_rules(ctx, egress.DOWNLOAD_CHAIN),
             "routes": routes,
             "credentials": {"user": user, "installed": ctx.paths.credentials.exists(), "changed": creds_changed},
-            "tlsInstalled": tls or ctx.paths.tls_cert.exists()}
+            "tlsInstalled": tls or ctx.paths.tls_cert.exists(), "linksSigned": ctx.paths.link_secret.exists()}

@@ -55,6 +55,8 @@ class GuestInputs:
     instance_id: str | None          # the VM instance: a new one (reboot, recreate) re-pushes everything
     copy_password: str | None = None
     copy_password_version: str | None = None  # Secret resourceVersion: hashes the password without embedding it
+    link_secret: str | None = None            # the key signed template links are checked with
+    link_secret_version: str | None = None
     management_interface: str | None = None
     public_interface: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -82,7 +84,8 @@ def _store_payload(store: StoreInfo, zone_nfs_version: str | None) -> dict[str, 
 
 def _hash(action: str, payloads: Sequence[Mapping[str, Any]], inputs: GuestInputs) -> str:
     # The password enters the hash as its Secret's resourceVersion (or a slow digest), never in clear.
-    versions = {"payloads[].copyPassword": inputs.copy_password_version} if inputs.copy_password_version else None
+    versions = {k: v for k, v in (("payloads[].copyPassword", inputs.copy_password_version),
+                                  ("payloads[].linkSecret", inputs.link_secret_version)) if v} or None
     return action_hash(action, {"payloads": [dict(p) for p in payloads], "instance": inputs.instance_id}, versions)
 
 
@@ -104,6 +107,8 @@ def plan_guest_actions(inputs: GuestInputs) -> list[PlannedAction]:
         vm_setup["httpProxy"] = ss["httpProxy"]
     if inputs.copy_password:
         vm_setup["copyPassword"] = inputs.copy_password
+    if inputs.link_secret:
+        vm_setup["linkSecret"] = inputs.link_secret
     return [
         PlannedAction(SETUP_STORE, "setupStore", tuple(store_payloads), _hash(SETUP_STORE, store_payloads, inputs),
                       tuple(s.name for s in nfs), tuple(_hash(SETUP_STORE, [p], inputs) for p in store_payloads)),

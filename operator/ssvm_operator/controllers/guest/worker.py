@@ -191,6 +191,7 @@ class GuestOps:
         try:
             op = await self.keys.operator_keys(zone)
             copy = await self.keys.copy_password(zone)
+            link = await self.keys.link_secret(namespace)
         except KeyMaterialError as e:
             await self._blocked(w, namespace, name, generation, e)
             return self.settings.retry_base
@@ -200,7 +201,8 @@ class GuestOps:
         peers = self.mesh.peers(namespace, name)
         planned = plan_guest_actions(GuestInputs(zone_spec=zone.get("spec") or {}, stores=stores, peers=peers,
                                                  instance_id=seen.boot_id or seen.instance_id, copy_password=copy.value,
-                                                 copy_password_version=copy.version))
+                                                 copy_password_version=copy.version, link_secret=link.value,
+                                                 link_secret_version=link.version))
         applied = status.get("actions") or {}
         now = self.clock()
         due = [p for p in actions_to_push(planned, applied) if not self._backing_off(w, p, applied, now)]
@@ -224,7 +226,7 @@ class GuestOps:
         extra: dict[str, Any] = {}
         if diagnose:
             host = self.keys.cached_host_key(body)
-            secrets = [copy.value, *(k.private for k in op.ring), *([host.private] if host else [])]
+            secrets = [copy.value, link.value, *(k.private for k in op.ring), *([host.private] if host else [])]
             extra = await collect_bundle(lambda action, payload: self._run(channel, target, action, payload), self.cluster,
                                          body, zone, diagnose, (health_patch or {}).get("health"), secrets)
         nfs = sum(1 for s in stores if s.protocol == "nfs")

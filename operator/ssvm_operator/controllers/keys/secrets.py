@@ -75,6 +75,9 @@ class CopyPassword:
     version: str = ""         # the Secret's resourceVersion: enters the action hash instead of the value
 
 
+LINK_SECRET, LINK_KEY = "ssvm-template-links", "key"   # the namespace's key for signed template links
+
+
 class SecretsApi(Protocol):
     """Calls on core/v1 Secrets (the operator's KubeClient); None for a missing one, or for a create/replace
     that lost to another writer; any other failure raises `ApiError`."""
@@ -362,3 +365,15 @@ class KeyStore:
             return CopyPassword(value, f"{name}/{(secret.get('metadata') or {}).get('resourceVersion', '')}")
 
         return await self._once(("copy", ns, name, key), make)
+
+    # --- the key of signed download links (one per namespace: any SSVM of it checks any link) ---
+    async def link_secret(self, namespace: str) -> CopyPassword:
+        async def make() -> CopyPassword:
+            secret = await self._read_or_create(namespace, LINK_SECRET,
+                                                lambda: _secret(namespace, LINK_SECRET, {LINK_KEY: pysecrets.token_urlsafe(32)}))
+            value = secret_value(secret, LINK_KEY, "LinkSecretInvalid")
+            if not value or len(value) < 16:
+                raise KeyMaterialError("LinkSecretInvalid", f"Secret {namespace}/{LINK_SECRET} key {LINK_KEY} must hold at least 16 characters")
+            return CopyPassword(value, f"{LINK_SECRET}/{(secret.get('metadata') or {}).get('resourceVersion', '')}")
+
+        return await self._once(("link", namespace, LINK_SECRET, LINK_KEY), make)

@@ -16,6 +16,7 @@ from typing import Any
 from ssvm_operator import constants as c
 from ssvm_operator import metrics
 from ssvm_operator.agent.credentials import DEFAULT_USER
+from ssvm_operator.agent.links import signed_path as link_path
 from ssvm_operator.agent.stores import parse_nfs_url, store_id
 from ssvm_operator.api.zone import normalized_site
 from ssvm_operator.controllers.guest.actions import applied_stores
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 class TemplateSettings:
     poll_seconds: float = 2.0          # a running download's progress is read this often
     verify_seconds: float = 300.0      # the stores are looked at this often (a removed or damaged image comes back)
+    link_ttl_seconds: float = 86400.0  # a signed download link works this long; renewed when half of it is left
     timeouts: Timeouts = Timeouts(connect=5.0, banner=10.0, auth=10.0, command=30.0, deadline=40.0)
 
 
@@ -160,7 +162,7 @@ class TemplateOps:
         auth = base64.b64encode(f"{DEFAULT_USER}:{password}".encode()).decode()
         host, path = parse_nfs_url(peer_store.url)
         return {"url": f"http://{peer.public_ip}/{store_id(host, path)}/{t.install_dir}/{t.file_name}", "peer": True,
-                "authorization": f"Basic {auth}"}
+                "authorizationToken": f"Basic {auth}"}
 
     async def _start(self, body: Mapping[str, Any], t: TemplateView, start: Start, stores: Mapping[str, StoreView],
                      ssvms: Mapping[str, SSVMView]) -> tuple[str, str] | None:
@@ -225,11 +227,44 @@ class TemplateOps:
             if why is None:
                 plan.entries = [e for e in plan.entries if e["store"] != remove.store]
                 plan.events.append((ev.TEMPLATE_REMOVED, f"{t.name} removed from {remove.store}.", "Normal"))
-        await self._write(body, t, plan)
+        links = await self._links(body, t, plan.entries, store_map, ssvms, now)
+        await self._write(body, t, plan, links)
         self._post(body, plan)
         metrics.set_template(t.namespace, t.name, plan.entries)
-        return self.settings.poll_seconds if any(e["state"] == "Downloading" for e in plan.entries) else \
-            self._next_due(plan, now)
+        if any(e["state"] == "Downloading" for e in plan.entries):
+            return self.settings.poll_seconds
+        renew = [(_when(link["expires"]) - now).total_seconds() - self.settings.link_ttl_seconds / 2 for link in links or []]
+        return max(0.5, min([self._next_due(plan, now), *renew]))
+
+    async def _links(self, body: Mapping[str, Any], t: TemplateView, entries: list[dict[str, Any]], stores: Mapping[str, StoreView],
+                     ssvms: list[SSVMView], now: datetime.datetime) -> list[dict[str, Any]] | None:
+        """One signed link per zone of an extractable template, on a Ready store an SSVM serves; kept until half its life is over."""
+        if not t.spec.get("extractable"):
+            return []
+        try:
+            key = (await self.keys.link_secret(t.namespace)).value
+        except KeyMaterialError:
+            return None   # links stay as they are; the guest conditions say what is wrong with the Secret
+        kept = {link["store"]: link for link in (body.get("status") or {}).get("downloadLinks") or []}
+        links = []
+        for zone in t.zones:
+            secure = ((self._zone(t.namespace, zone) or {}).get("spec") or {}).get("secondaryStorage", {}).get("encryptCopy", False)
+            for e in (e for e in entries if e["zone"] == zone and e["state"] == "Ready" and e["store"] in stores):
+                holder = holder_of([s for s in ssvms if s.public_ip], e["store"], None)
+                if holder is None:
+                    continue
+                base = f"{'https' if secure else 'http'}://{holder.public_ip}/"
+                old = kept.get(e["store"])
+                if old and old["url"].startswith(base) and (_when(old["expires"]) - now).total_seconds() > self.settings.link_ttl_seconds / 2:
+                    links.append(old)
+                else:
+                    expires = int(now.timestamp() + self.settings.link_ttl_seconds)
+                    host, path = parse_nfs_url(stores[e["store"]].url)
+                    signed = link_path(key, f"{store_id(host, path)}/{t.install_dir}/{t.file_name}", expires)
+                    links.append({"url": base + signed.lstrip("/"), "store": e["store"],
+                                  "expires": datetime.datetime.fromtimestamp(expires, datetime.timezone.utc).isoformat().replace("+00:00", "Z")})
+                break
+        return links
 
     async def _remove(self, t: TemplateView, store: StoreView, holder: SSVMView) -> str | None:
         """Stops the store's job and removes the template's files from it; None when done, else why not."""
@@ -273,12 +308,12 @@ class TemplateOps:
                 waits.append(30.0)   # an event (an SSVM reached, a store mounted) usually wakes it sooner
         return min(waits)
 
-    async def _write(self, body: Mapping[str, Any], t: TemplateView, plan: Plan) -> None:
+    async def _write(self, body: Mapping[str, Any], t: TemplateView, plan: Plan, links: list[dict[str, Any]] | None) -> None:
         token = (body.get("spec") or {}).get("retryRequest") if t.retry else None
         entries = plan.entries
 
         def compute(status: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-            return template_status_patch(status, t, entries, current["metadata"].get("generation"), retry_token=token)
+            return template_status_patch(status, t, entries, current["metadata"].get("generation"), links, retry_token=token)
 
         await self.kube.status.write(c.TEMPLATE_PLURAL, body, compute)
 
@@ -313,3 +348,7 @@ class TemplateOps:
         if plan.events:
             self.kube.events.post([EventSpec(reason, message, type_) for reason, message, type_ in plan.events],
                                   ref_of(body, c.TEMPLATE_KIND), None)
+
+
+def _when(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
