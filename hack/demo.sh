@@ -61,7 +61,7 @@ step "kubectl apply -f crds/"
 kubectl apply -f crds/
 # jsonpath, not condition=: a CRD just created has null conditions, which `--for=condition` fails on
 kubectl wait --for=jsonpath='{.status.conditions[?(@.type=="Established")].status}'=True --timeout=60s \
-  crd/zones.ssvm.io crd/imagestores.ssvm.io crd/secondarystoragevms.ssvm.io
+  crd/zones.ssvm.io crd/imagestores.ssvm.io crd/secondarystoragevms.ssvm.io crd/templates.ssvm.io
 
 if [ "$CONTROL_PLANE" = real ]; then
   step "the chart's RBAC: helm template --show-only templates/rbac.yaml | kubectl apply -f -"
@@ -89,6 +89,42 @@ kubectl wait zone --all --for=condition=Ready --timeout=120s || CONVERGED=0
 kubectl wait ssvm --all --for=condition=Ready --timeout=60s || CONVERGED=0
 kubectl get ssvm -o custom-columns='NAME:.metadata.name,STATE:.status.state,CONTROL:.status.nics.control.ip,HOSTKEY:.status.hostKeyFingerprint,SETUP-STORE:.status.actions.setupStore.result,FIREWALL:.status.actions.firewall.result,VM-SETUP:.status.actions.vmSetup.result,HEALTHY:.status.health.healthy'
 kubectl get imgstore -o custom-columns='NAME:.metadata.name,MOUNTED-ON:.status.mounts[*].ssvm,RESULT:.status.mounts[*].result,PARENT-DIR:.status.parentDir'
+
+step "a template from an HTTP server of the demo: downloaded by the SSVMs onto every store of zone1 and zone2"
+mkdir -p "$WORK/www"
+python3 - "$WORK/www/demo.qcow2" <<'PY'
+import os, struct, sys
+with open(sys.argv[1], "wb") as fh:   # a QCOW2 header (1 GiB virtual) and 64 MiB of data
+    fh.write(b"QFI\xfb" + struct.pack(">I", 3) + bytes(16) + struct.pack(">Q", 1 << 30))
+    for _ in range(64):
+        fh.write(os.urandom(1 << 20))
+PY
+SUM=$(sha256sum "$WORK/www/demo.qcow2" | cut -d' ' -f1)
+python3 -m http.server 8099 --bind 127.0.0.1 --directory "$WORK/www" >"$WORK/http.log" 2>&1 &
+PIDS+=($!)
+# the server is on loopback: the zones must allow it (an internal site), as an admin allows an internal mirror;
+# zone1's example proxy does not exist here, so it goes
+kubectl patch zone zone1 zone2 --type merge -p '{"spec":{"secondaryStorage":{"allowedInternalSites":["127.0.0.1"],"httpProxy":null}}}'
+cat <<TMPL | kubectl apply -f -
+apiVersion: ssvm.io/v1alpha1
+kind: Template
+metadata: {name: demo-template}
+spec:
+  url: http://127.0.0.1:8099/demo.qcow2
+  format: QCOW2
+  checksum: sha256:$SUM
+  zones: [zone1, zone2]
+  extractable: true
+TMPL
+for _ in $(seq 60); do
+  kubectl get tmpl demo-template --no-headers
+  [ "$(kubectl get tmpl demo-template -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ] && break
+  sleep 1
+done
+kubectl wait tmpl demo-template --for=condition=Ready --timeout=60s || CONVERGED=0
+kubectl get tmpl demo-template -o jsonpath='{range .status.stores[*]}{.store}{"\t"}{.state}{"\t"}{.ssvm}{"\t"}{.reason}{" "}{.message}{"\n"}{end}'
+echo "download link: $(kubectl get tmpl demo-template -o jsonpath='{.status.downloadLinks[0].url}' | cut -c1-80)..."
+echo "(examples/template.yaml names an Internet URL: without Internet access here it ends in Error, with its reason)"
 
 step "kubectl get cloud"
 kubectl get cloud -o wide
