@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kopf
@@ -40,6 +41,19 @@ def start_external_hosts(operator_public: str, state_root: Any, loopback: str, c
                                             port=0, copy_port=0))
         specs.append({"name": f"host-{i}", "address": address, "port": guests[-1].port, "hostKey": key.public_openssh})
     return guests, specs
+
+
+@contextlib.contextmanager
+def guest_cluster_of(request: Any, tmp_path_factory: Any, control_range: str, **guest_config: Any) -> Iterator[tuple[Any, Any]]:
+    """The KubeVirt simulator and simulated guests, as separate controllers, on the control plane `request.param`."""
+    from ssvm_devcluster.sim_guests import GuestSimConfig, GuestSimulator
+    from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
+    from tests.clusters import with_simulators
+    guests = GuestSimulator(GuestSimConfig(state_root=str(tmp_path_factory.mktemp("guests")), **guest_config))
+    kubevirt = KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2, control_range=control_range))
+    real = request.getfixturevalue("real_control_plane") if request.param == "real" else None
+    with with_simulators(request.param, [kubevirt, guests], tmp_path_factory.mktemp("guest-cluster"), real) as cluster:
+        yield cluster, guests
 
 
 class OperatorThread:

@@ -10,18 +10,12 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 from ssvm_operator import constants as c
-from ssvm_devcluster.sim_guests import (
-    GUEST_ANNOTATION,
-    HOST_KEY_ANNOTATION,
-    GuestSimConfig,
-    GuestSimulator,
-)
-from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
+from ssvm_devcluster.sim_guests import GUEST_ANNOTATION, HOST_KEY_ANNOTATION, GuestSimulator
 from ssvm_operator.ssh.keys import fingerprint
 
-from tests.clusters import CONTROL_PLANES, Cluster, with_simulators
+from tests.clusters import CONTROL_PLANES, Cluster
 
-from .harness import Api, OperatorThread, condition, operator_key_secret, ready_ssvms, start_external_hosts, wait_for
+from .harness import Api, OperatorThread, condition, guest_cluster_of, operator_key_secret, ready_ssvms, start_external_hosts, wait_for
 
 pytestmark = pytest.mark.integration
 CONTROL_RANGE = "127.78.0.0/16"   # loopback: the simulated guests bind there
@@ -30,11 +24,8 @@ CONTROL_RANGE = "127.78.0.0/16"   # loopback: the simulated guests bind there
 @pytest.fixture(scope="module", params=CONTROL_PLANES)
 def guest_cluster(request, tmp_path_factory) -> Iterator[tuple[Cluster, GuestSimulator]]:
     """The KubeVirt simulator and simulated guests, as separate controllers, on each control plane."""
-    guests = GuestSimulator(GuestSimConfig(state_root=str(tmp_path_factory.mktemp("guests")), copy_port=0))
-    kubevirt = KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2, control_range=CONTROL_RANGE))
-    real = request.getfixturevalue("real_control_plane") if request.param == "real" else None
-    with with_simulators(request.param, [kubevirt, guests], tmp_path_factory.mktemp("guest-cluster"), real) as cluster:
-        yield cluster, guests
+    with guest_cluster_of(request, tmp_path_factory, CONTROL_RANGE, copy_port=0) as both:
+        yield both
 
 
 @pytest.fixture()

@@ -9,15 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ssvm_devcluster.sim_guests import GuestSimConfig, GuestSimulator
-from ssvm_devcluster.sim_kubevirt import KubeVirtSimConfig, KubeVirtSimulator
+from ssvm_devcluster.sim_guests import GuestSimulator
 from ssvm_operator import constants as c
 from ssvm_operator.controllers.template.worker import TemplateSettings
 
-from tests.clusters import CONTROL_PLANES, Cluster, with_simulators
+from tests.clusters import CONTROL_PLANES, Cluster
 from tests.support.http_source import Behaviour, HttpSource, qcow2_image, sha256
 
-from .harness import Api, OperatorThread, condition, ready_ssvms, wait_for
+from .harness import Api, OperatorThread, condition, guest_cluster_of, ready_ssvms, wait_for
 
 pytestmark = pytest.mark.integration
 CONTROL_RANGE = "127.83.0.0/16"
@@ -26,11 +25,8 @@ SETTINGS = TemplateSettings(poll_seconds=0.5, verify_seconds=3.0, link_ttl_secon
 
 @pytest.fixture(scope="module", params=CONTROL_PLANES)
 def template_cluster(request, tmp_path_factory) -> Iterator[tuple[Cluster, GuestSimulator]]:
-    guests = GuestSimulator(GuestSimConfig(state_root=str(tmp_path_factory.mktemp("guests"))))   # copy servers on port 80
-    kubevirt = KubeVirtSimulator(KubeVirtSimConfig(boot_delay=0.2, control_range=CONTROL_RANGE))
-    real = request.getfixturevalue("real_control_plane") if request.param == "real" else None
-    with with_simulators(request.param, [kubevirt, guests], tmp_path_factory.mktemp("template-cluster"), real) as cluster:
-        yield cluster, guests
+    with guest_cluster_of(request, tmp_path_factory, CONTROL_RANGE) as both:   # copy servers on port 80, as in VMs
+        yield both
 
 
 @pytest.fixture()
