@@ -1,4 +1,4 @@
-"""Writes the Argo CD health checks of the three kinds and the argocd-cm snippet that installs them.
+"""Writes the Argo CD health checks of the four kinds and the argocd-cm snippet that installs them.
 
 Source: argocd/health.lua.in and TERMINAL_REASONS below. Run after changing either:
 `.venv/bin/python hack/gen_argocd.py`; tests/argocd/test_health.py fails while the output is stale.
@@ -27,6 +27,9 @@ TERMINAL_REASONS: dict[str, tuple[str, ...]] = {
     "Zone": (*_TEMPLATE, "NoExternalHosts", "NoWritableImageStore", "KubeVirtNotInstalled", "CDINotInstalled", "SSVMsFailing"),
     "ImageStore": ("ZoneNotFound", "DuplicateURL", *_NFS),
     "SecondaryStorageVM": ("ZoneNotFound", *_TEMPLATE, *_VM, *_GUEST),
+    # a Template in Error waits for a person (a fixed URL, checksum or size limit, then retryRequest)
+    "Template": ("ZoneNotFound", "NotFound", "Forbidden", "ChecksumMismatch", "FormatMismatch", "TooLarge", "InternalAddressRefused",
+                 "DownloadFailed"),
 }
 
 

@@ -14,7 +14,7 @@ from .lua import run_health
 ARGOCD = ROOT / "argocd"
 CUSTOM = ARGOCD / "resource_customizations" / "ssvm.io"
 SCHEMAS = ROOT.parent / "shared" / "schemas"
-KINDS = ("Zone", "ImageStore", "SecondaryStorageVM")
+KINDS = ("Zone", "ImageStore", "SecondaryStorageVM", "Template")
 
 
 def _cases():
