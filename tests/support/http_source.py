@@ -1,6 +1,8 @@
 """An HTTP server of the tests that serves template images with Range and ETag, and misbehaves on request:
 slow (bytes per second), a dropped connection after N bytes (once), a stall after N bytes (once). It
-records every request (path, Range header, status) so a test can assert what the downloader asked for."""
+records every request (path, Range header, status) so a test can assert what the downloader asked for.
+A request for an absolute URL (what a client sends to an HTTP proxy) is served by its path and recorded
+as proxied, so the same server plays the zone's proxy."""
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Seen:
     range: str | None
     status: int
     sent: int = 0
+    proxied_for: str | None = None   # the host of an absolute-URL request (the server acted as a proxy)
 
 
 @dataclass
@@ -60,12 +64,16 @@ class HttpSource:
                 pass
 
             def do_GET(self):
+                proxied_for = None
+                if self.path.startswith("http://"):   # a proxy request: serve the URL's path
+                    proxied_for = urlsplit(self.path).hostname
+                    self.path = urlsplit(self.path).path
                 data = source.files.get(self.path)
                 b = source.behaviours.get(self.path) or Behaviour()
                 rng = self.headers.get("Range")
                 if b.status or data is None:
                     status = b.status or 404
-                    source.requests.append(Seen(self.path, rng, status))
+                    source.requests.append(Seen(self.path, rng, status, proxied_for=proxied_for))
                     self.send_response(status)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -74,7 +82,7 @@ class HttpSource:
                 start = 0
                 if rng and rng.startswith("bytes=") and self.headers.get("If-Range") in (None, etag):
                     start = int(rng[6:].split("-")[0])
-                seen = Seen(self.path, rng, 206 if start else 200)
+                seen = Seen(self.path, rng, 206 if start else 200, proxied_for=proxied_for)
                 source.requests.append(seen)
                 self.send_response(seen.status)
                 self.send_header("ETag", etag)

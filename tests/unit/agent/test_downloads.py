@@ -197,3 +197,21 @@ def test_a_running_download_counts_as_a_session_in_the_check(guest, source):
         time.sleep(0.05)
     code, report = execute("check", {"copyServer": False}, state_dir=str(guest))
     assert report["downloads"] == 1 and report["activeSessions"] == 1, report
+
+
+def test_a_download_goes_through_the_zones_proxy(guest, source):
+    data = qcow2_image(200_000)
+    source.add("/p.qcow2", data)
+    # images.invalid resolves nowhere here: only the proxy can fetch it
+    _start(guest, "http://images.invalid/p.qcow2", checksum=sha256(data),
+           source={"url": "http://images.invalid/p.qcow2", "proxy": f"http://127.0.0.1:{source.port}", "allowedInternalSites": []})
+    state = _wait(guest)
+    assert state["state"] == "Ready", state
+    assert [(r.path, r.proxied_for) for r in source.requests] == [("/p.qcow2", "images.invalid")]
+
+
+def test_a_literal_internal_address_is_refused_even_behind_the_proxy(guest, source):
+    _start(guest, "http://169.254.169.254/latest/meta-data",
+           source={"url": "http://169.254.169.254/latest/meta-data", "proxy": f"http://127.0.0.1:{source.port}"})
+    assert _wait(guest)["reason"] == "InternalAddressRefused"
+    assert not source.requests, "nothing went to the proxy"
