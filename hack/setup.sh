@@ -13,7 +13,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # system test runs libvirtd; libvirt-dev, pkg-config, gcc and python3-dev build libvirt-python from PyPI.
 DEB_PACKAGES=(openssh-server openssh-client iptables iproute2 nfs-ganesha nfs-ganesha-vfs libnfs-utils procps openssl prometheus
               debootstrap qemu-system-x86 qemu-utils e2fsprogs
-              libvirt-daemon-system libvirt-clients libvirt-dev pkg-config gcc python3-dev)
+              libvirt-daemon-system libvirt-clients libvirt-dev pkg-config gcc python3-dev curl)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

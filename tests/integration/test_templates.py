@@ -20,7 +20,7 @@ from .harness import Api, OperatorThread, condition, guest_cluster_of, ready_ssv
 
 pytestmark = pytest.mark.integration
 CONTROL_RANGE = "127.83.0.0/16"
-SETTINGS = TemplateSettings(poll_seconds=0.5, verify_seconds=3.0, link_ttl_seconds=8.0)
+SETTINGS = TemplateSettings(poll_seconds=0.5, verify_seconds=3.0, checksum_seconds=3.0, link_ttl_seconds=8.0)
 
 
 @pytest.fixture(scope="module", params=CONTROL_PLANES)
@@ -127,12 +127,15 @@ def test_templates_reach_every_store_resume_retry_fail_clearly_and_leave_with_th
             assert "s1" in condition(t, "Ready")["message"], "the message names the failing stores"
         assert not any("wrong" in p.parts and p.is_file() for p in _exports(guests).rglob("*")), "a wrong checksum leaves no file"
 
-        # A store added later gets the template; an image removed from a store comes back at the next look.
+        # A store added later gets the template; an image removed from a store, or damaged in place (same size,
+        # another checksum), comes back at the next look.
         tapi.store("s4", "z1")
         wait_for("small on the new store too", _ready(tapi, "small", 3), timeout=60)
         _image(guests, "s2", tapi.ns, "small").unlink()
-        wait_for("the removed image downloaded again", lambda: _image(guests, "s2", tapi.ns, "small").exists()
-                 and _entries(tapi, "small")["s2"]["state"] == "Ready", timeout=60)
+        damaged = _image(guests, "s4", tapi.ns, "small")
+        damaged.write_bytes(small[:-1] + bytes([small[-1] ^ 0xFF]))
+        wait_for("the removed and the damaged image downloaded again", lambda: _image(guests, "s2", tapi.ns, "small").exists()
+                 and damaged.read_bytes() == small and _ready(tapi, "small", 3)(), timeout=60)
 
         # The source is gone: z2's store gets the copy from a z1 store through a z1 SSVM's copy server.
         source.files.pop("/small.qcow2")

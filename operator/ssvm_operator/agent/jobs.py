@@ -10,6 +10,7 @@ resumes from the partial file on the store.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -216,8 +217,22 @@ def _properties(path: Path) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
+def _digest_matches(image: Path, recorded: str | None) -> bool:
+    if not recorded or ":" not in recorded:
+        return True   # nothing to compare with
+    algorithm, expected = recorded.split(":", 1)
+    if algorithm not in ("sha256", "sha512", "md5"):
+        return True
+    digest = hashlib.new(algorithm)
+    with open(image, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() == expected
+
+
 def list_store(ctx: ActionContext, payload: dict) -> dict:
-    """`template-list`: each template directory under `prefix` with its properties and whether its file is whole."""
+    """`template-list`: each template directory under `prefix` with its properties and whether its file is whole
+    (its recorded size; with `verify`, its recorded checksum too: every byte is read)."""
     root = store_mount(ctx, payload.get("storeUrl"))
     prefix = _install_dir(payload["prefix"]) if "prefix" in payload else TEMPLATE_ROOT
     base = root / prefix
@@ -226,8 +241,11 @@ def list_store(ctx: ActionContext, payload: dict) -> dict:
         props = _properties(props_file)
         image = props_file.parent / props.get("filename", "")
         size = image.stat().st_size if props.get("filename") and image.is_file() else None
-        found.append({"installDir": str(props_file.parent.relative_to(root)), "properties": props, "fileSize": size,
-                      "whole": size is not None and str(size) == props.get("size")})
+        whole = size is not None and str(size) == props.get("size")
+        entry = {"installDir": str(props_file.parent.relative_to(root)), "properties": props, "fileSize": size, "whole": whole}
+        if whole and payload.get("verify"):
+            entry["checksumOk"] = entry["whole"] = _digest_matches(image, props.get("checksum"))
+        found.append(entry)
     return {"templates": found}
 
 

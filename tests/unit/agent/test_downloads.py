@@ -169,7 +169,13 @@ def test_list_reports_whole_and_damaged_templates(guest, source):
     assert _wait(guest)["state"] == "Ready"
     listed = execute("template-list", {"storeUrl": STORE}, state_dir=str(guest))[1]["templates"]
     assert [(t["installDir"], t["whole"]) for t in listed] == [("template/tmpl/ns/t1", True)]
-    (_store_dir(guest) / "template/tmpl/ns/t1/t1.qcow2").unlink()
+    image = _store_dir(guest) / "template/tmpl/ns/t1/t1.qcow2"
+    image.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))   # damaged in place: same size
+    assert execute("template-list", {"storeUrl": STORE}, state_dir=str(guest))[1]["templates"][0]["whole"] is True, \
+        "the size alone cannot tell"
+    verified = execute("template-list", {"storeUrl": STORE, "verify": True}, state_dir=str(guest))[1]["templates"][0]
+    assert verified["whole"] is False and verified["checksumOk"] is False
+    image.unlink()
     listed = execute("template-list", {"storeUrl": STORE}, state_dir=str(guest))[1]["templates"]
     assert listed[0]["whole"] is False and listed[0]["fileSize"] is None
 

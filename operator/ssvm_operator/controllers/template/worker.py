@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 class TemplateSettings:
     poll_seconds: float = 2.0          # a running download's progress is read this often
     verify_seconds: float = 300.0      # the stores are looked at this often (a removed or damaged image comes back)
+    checksum_seconds: float = 86400.0  # every byte of each image is checked against its checksum this often
     link_ttl_seconds: float = 86400.0  # a signed download link works this long; renewed when half of it is left
     timeouts: Timeouts = Timeouts(connect=5.0, banner=10.0, auth=10.0, command=30.0, deadline=40.0)
+    verify_timeouts: Timeouts = Timeouts(connect=5.0, banner=10.0, auth=10.0, command=1800.0, deadline=1810.0)   # reads whole images
 
 
 def ssvm_entry(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,6 +84,7 @@ class TemplateOps:
         self.wakeups = Wakeups()
         self.board = JobBoard(self.settings.poll_seconds / 2)
         self._last_look: dict[tuple[str, str], float] = {}
+        self._last_verify: dict[tuple[str, str], float] = {}
 
     # --- what Kubernetes says ---
     def _zone(self, namespace: str, name: str) -> Mapping[str, Any] | None:
@@ -119,14 +122,21 @@ class TemplateOps:
         return t, sorted(stores, key=lambda s: s.name), sorted(ssvms, key=lambda s: s.name), zone_of_store
 
     # --- the guest channel ---
-    async def _run(self, namespace: str, ssvm: SSVMView, action: str, payload: Mapping[str, Any]) -> Any:
+    async def _run(self, namespace: str, ssvm: SSVMView, action: str, payload: Mapping[str, Any], timeouts: Timeouts | None = None) -> Any:
         zone = self._zone(namespace, ssvm.zone)
         seen = self.reach.get((namespace, ssvm.name))
         if zone is None or seen is None:
             raise errors.GuestError("Unreachable", f"{ssvm.name} is not reached yet")
-        channel = self.logins.keyring(await self.keys.operator_keys(zone), self.settings.timeouts)
+        channel = self.logins.keyring(await self.keys.operator_keys(zone), timeouts or self.settings.timeouts)
         target = GuestTarget(name=f"{namespace}/{ssvm.name}", address=seen.address, host_key=seen.host_key, port=seen.port, zone=ssvm.zone)
-        return await channel.run_action(target, action, payload)
+        started = time.monotonic()
+        try:
+            result = await channel.run_action(target, action, payload)
+        except errors.GuestError as e:
+            metrics.record_action(action, False, e.reason, time.monotonic() - started, namespace, ssvm.zone)
+            raise
+        metrics.record_action(action, result.ok, result.reason or "", time.monotonic() - started, namespace, ssvm.zone)
+        return result
 
     async def _jobs(self, namespace: str, ssvm: SSVMView) -> dict[str, Any] | None:
         async def read() -> dict[str, Any]:
@@ -136,9 +146,10 @@ class TemplateOps:
             return dict(result.data.get("jobs") or {})
         return await self.board.jobs((namespace, ssvm.name), read)
 
-    async def _listed(self, namespace: str, store: StoreView, holder: SSVMView, t: TemplateView) -> bool | None:
+    async def _listed(self, namespace: str, store: StoreView, holder: SSVMView, t: TemplateView, verify: bool) -> bool | None:
         try:
-            result = await self._run(namespace, holder, "template-list", {"storeUrl": store.url, "prefix": t.install_dir})
+            result = await self._run(namespace, holder, "template-list", {"storeUrl": store.url, "prefix": t.install_dir, "verify": verify},
+                                     self.settings.verify_timeouts if verify else None)
         except (errors.GuestError, KeyMaterialError):
             return None
         if not result.ok:
@@ -198,6 +209,7 @@ class TemplateOps:
             await self.wakeups.sleep(key, delay, stopped)
         self.wakeups.forget(key)
         self._last_look.pop(key, None)
+        self._last_verify.pop(key, None)
 
     async def step(self, body: Mapping[str, Any]) -> float:
         meta = body["metadata"]
@@ -281,13 +293,17 @@ class TemplateOps:
         if time.monotonic() - self._last_look.get(key, 0.0) < self.settings.verify_seconds:
             return {}
         self._last_look[key] = time.monotonic()
+        # the first full read comes checksum_seconds after this process first looked, not at every start
+        verify = time.monotonic() - self._last_verify.setdefault(key, time.monotonic()) >= self.settings.checksum_seconds
+        if verify:
+            self._last_verify[key] = time.monotonic()
         found: dict[str, bool] = {}
         by_name = {s.name: s for s in stores}
         for e in entries:
             store = by_name.get(e["store"])
             holder = next((s for s in ssvms if s.reachable and store is not None and store.name in s.mounted), None)
             if e.get("state") == "Ready" and store is not None and holder is not None:
-                whole = await self._listed(t.namespace, store, holder, t)
+                whole = await self._listed(t.namespace, store, holder, t, verify)
                 if whole is not None:
                     found[store.name] = whole
         return found
