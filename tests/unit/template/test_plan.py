@@ -175,3 +175,10 @@ def test_the_status_patch_moves_the_transition_time_only_when_ready_changes():
     second = template_status_patch(status, tmpl(), entries, 1)
     assert "stores" in second and second["conditions"][0]["lastTransitionTime"] == first["conditions"][0]["lastTransitionTime"]
     assert template_status_patch({**status, **second}, tmpl(), entries, 1) == {}, "nothing new: nothing written"
+
+
+def test_downloads_already_running_count_even_before_a_health_check_reports_them():
+    running = entry("s1", "Downloading", ssvm="a")
+    p = plan([store("s1"), store("s2")], [ssvm("a", mounted=("s1", "s2"), sessions=0, session_max=1)], [running],
+             jobs={"s1": {"state": "Downloading", "bytes": 5}})
+    assert not p.starts and next(e for e in p.entries if e["store"] == "s2")["reason"] == "NoFreeSession"

@@ -36,6 +36,11 @@ class SSVMView:
     sessions: int = 0               # active sessions its last check reported
     session_max: int = 50
     public_ip: str | None = None
+    running: bool | None = None     # Running whether reached yet or not (None: as reachable)
+
+    @property
+    def up(self) -> bool:
+        return self.reachable if self.running is None else self.running
 
 
 @dataclass(frozen=True)
@@ -129,10 +134,10 @@ def plan_template(t: TemplateView, stores: Sequence[StoreView], ssvms: Sequence[
     wanted = {s.name: s for s in stores if s.zone in t.zones and s.writable}
     existing = {s.name for s in stores}
     current = {e["store"]: dict(e) for e in entries}
-    busy: dict[str, int] = {}
+    busy: dict[str, int] = {}   # this template's downloads per SSVM: a floor under a session count its last check may predate
     for e in current.values():
         if e.get("state") == "Downloading" and e.get("ssvm"):
-            busy[e["ssvm"]] = busy.get(e["ssvm"], 0)   # its session is in the SSVM's reported count already
+            busy[e["ssvm"]] = busy.get(e["ssvm"], 0) + 1
     slots = _Slots(ssvms, busy)
     plan = Plan(entries=[])
     ready_copies = {name for name, e in current.items() if e.get("state") == "Ready" and name in wanted}

@@ -95,7 +95,7 @@ class TemplateOps:
         from ssvm_operator.controllers import ids
         return sorted(name for ns, name in (self.indexes(ids.ZONES_INDEX) or {}) if ns == namespace)
 
-    def view(self, body: Mapping[str, Any]) -> tuple[TemplateView, list[StoreView], list[SSVMView], dict[str, Mapping[str, Any]]]:
+    def view(self, body: Mapping[str, Any]) -> tuple[TemplateView, list[StoreView], list[SSVMView]]:
         from ssvm_operator.controllers import ids
         meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
         ns = meta["namespace"]
@@ -106,20 +106,19 @@ class TemplateOps:
         t = TemplateView(ns, meta["name"], meta.get("uid", ""), spec, zones, tuple(z for z in named if z not in existing),
                          retry=bool(token and token != status.get("observedRetryRequest")))
         stores: list[StoreView] = []
-        zone_of_store: dict[str, Mapping[str, Any]] = {}
         for zone in existing:   # every zone's: an entry on a store outside the template's zones is removed from it
             for s in (self.indexes(ids.STORES_INDEX) or {}).get((ns, zone), []):
                 sspec = s.get("spec") or {}
                 writable = (not sspec.get("readOnly") and sspec.get("protocol", "nfs") == "nfs" and not s["metadata"].get("deletionTimestamp"))
                 stores.append(StoreView(s["metadata"]["name"], zone, sspec.get("url", ""), writable))
-                zone_of_store[s["metadata"]["name"]] = self._zone(ns, zone) or {}
         ssvms: list[SSVMView] = []
         for zone in existing:
             session_max = int(((self._zone(ns, zone) or {}).get("spec") or {}).get("secondaryStorage", {}).get("sessionMax", 50))
             for e in (self.indexes(ids.TEMPLATE_SSVMS_INDEX) or {}).get((ns, zone), []):
-                reachable = e["state"] == "Running" and not e["deleting"] and (ns, e["name"]) in self.reach
-                ssvms.append(SSVMView(e["name"], zone, reachable, frozenset(e["mounted"]), e["sessions"], session_max, e["publicIp"]))
-        return t, sorted(stores, key=lambda s: s.name), sorted(ssvms, key=lambda s: s.name), zone_of_store
+                running = e["state"] == "Running" and not e["deleting"]
+                ssvms.append(SSVMView(e["name"], zone, running and (ns, e["name"]) in self.reach, frozenset(e["mounted"]), e["sessions"],
+                                      session_max, e["publicIp"], running))
+        return t, sorted(stores, key=lambda s: s.name), sorted(ssvms, key=lambda s: s.name)
 
     # --- the guest channel ---
     async def _run(self, namespace: str, ssvm: SSVMView, action: str, payload: Mapping[str, Any], timeouts: Timeouts | None = None) -> Any:
@@ -215,17 +214,18 @@ class TemplateOps:
         meta = body["metadata"]
         if meta.get("deletionTimestamp"):
             return 3600.0   # the finalizer handles it
-        t, stores, ssvms, _ = self.view(body)
+        t, stores, ssvms = self.view(body)
         by_ssvm = {s.name: s for s in ssvms}
         entries = list((body.get("status") or {}).get("stores") or [])
         jobs: dict[str, Any] = {}
-        for e in entries:
-            if e.get("state") == "Downloading" and e.get("ssvm") in by_ssvm and by_ssvm[e["ssvm"]].reachable:
-                report = await self._jobs(t.namespace, by_ssvm[e["ssvm"]])
+        for e in (e for e in entries if e.get("state") == "Downloading"):
+            doer = by_ssvm.get(e.get("ssvm") or "")
+            if doer is None or not doer.up:
+                jobs[e["store"]] = None   # its SSVM is gone or down: the download goes elsewhere
+            elif doer.reachable:   # a Running SSVM not reached yet (this process just started) is asked later
+                report = await self._jobs(t.namespace, doer)
                 if report is not None:
                     jobs[e["store"]] = report.get(job_id(t.uid, e["store"]))
-            elif e.get("state") == "Downloading":
-                jobs[e["store"]] = None   # its SSVM is gone or down: the download goes elsewhere
         listed = await self._look(t, stores, ssvms, entries)
         now = datetime.datetime.now(datetime.timezone.utc)
         plan = plan_template(t, stores, ssvms, entries, jobs, listed, now)
@@ -335,7 +335,7 @@ class TemplateOps:
 
     async def finalize(self, body: Mapping[str, Any]) -> str | None:
         """Removes the template from every store it was put on; None when done, else what holds the deletion."""
-        t, stores, ssvms, _ = self.view(body)
+        t, stores, ssvms = self.view(body)
         by_name = {s.name: s for s in stores}
         blocked = []
         for e in (body.get("status") or {}).get("stores") or []:
