@@ -166,8 +166,9 @@ class Metrics:
         now = {e["store"]: (e.get("state", ""), int(e.get("bytes") or 0)) for e in entries or []}
         for store, (state, size) in now.items():
             old_state, old_size = before.get(store, ("", 0))
-            if size > old_size and state in ("Downloading", "Ready"):
-                self.template_bytes.labels(namespace).inc(size - old_size if old_state in ("Downloading", "Pending") else 0)
+            # a Ready entry first seen (an operator restart) brought no bytes now; a download in progress did
+            if size > old_size and (state == "Downloading" or state == "Ready" and old_state in ("Downloading", "Pending")):
+                self.template_bytes.labels(namespace).inc(size - old_size)
             if state == "Error" and old_state != "Error":
                 reason = next((e.get("reason") or "" for e in entries or [] if e["store"] == store), "")
                 self.template_failures.labels(namespace, _reason(reason)).inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def _image(guests: GuestSimulator, store: str, ns: str, name: str) -> Path:
     return export / "template/tmpl" / ns / name / f"{name}.qcow2"
 
 
-def test_templates_reach_every_store_resume_retry_fail_clearly_and_leave_with_their_files(tapi, template_cluster, source):
+def test_templates_reach_every_store_resume_retry_fail_clearly_and_leave_with_their_files(tapi, template_cluster, source, caplog):
+    caplog.set_level(logging.INFO)
     _, guests = template_cluster
     _zone(tapi, "z1")
     _zone(tapi, "z2")
@@ -89,11 +91,14 @@ def test_templates_reach_every_store_resume_retry_fail_clearly_and_leave_with_th
     tapi.store("s3", "z2")
     small = qcow2_image(300_000)
     dropped = qcow2_image(2_000_000)
+    stalled = qcow2_image(600_000)
     with OperatorThread(tapi.ns, None, scan_interval=3.0, template_settings=SETTINGS):
         wait_for("3 SSVMs Running, Ready and healthy", ready_ssvms(tapi, 3), timeout=120)
         _template(tapi, "small", source.add("/small.qcow2", small), ["z1"], checksum=sha256(small), extractable=True)
         _template(tapi, "dropped", source.add("/dropped.qcow2", dropped, Behaviour(rate=1_000_000, drop_after=700_000)),
                   ["z1"], checksum=sha256(dropped))
+        _template(tapi, "stalled", source.add("/stalled.qcow2", stalled, Behaviour(stall_after=200_000, stall_seconds=30)),
+                  ["z1"], checksum=sha256(stalled))
         _template(tapi, "wrong", source.add("/wrong.qcow2", small), ["z1"], checksum="sha256:" + "0" * 64)
         _template(tapi, "missing", source.url("/nothing-here.qcow2"), ["z1"])
         _template(tapi, "internal", f"http://127.0.0.2:{source.port}/small.qcow2", ["z1"])
@@ -119,6 +124,10 @@ def test_templates_reach_every_store_resume_retry_fail_clearly_and_leave_with_th
         wait_for("the dropped download Ready", _ready(tapi, "dropped", 2), timeout=60)
         resumed = [r.range for r in source.seen("/dropped.qcow2")]
         assert "bytes=700000-" in resumed, f"the dropped connection was resumed, not restarted: {resumed}"
+
+        t = wait_for("the stalled download Ready", _ready(tapi, "stalled", 2), timeout=60)
+        assert max(e["attempts"] for e in t["status"]["stores"]) == 2, "the stalled attempt was aborted and retried"
+        assert "bytes=200000-" in [r.range for r in source.seen("/stalled.qcow2")], "and resumed where it stalled"
 
         for name, reason in (("wrong", "ChecksumMismatch"), ("missing", "NotFound"), ("internal", "InternalAddressRefused")):
             t = wait_for(f"{name}: Error {reason}", lambda name=name: (
@@ -149,11 +158,23 @@ def test_templates_reach_every_store_resume_retry_fail_clearly_and_leave_with_th
         wait_for("the small template gone", lambda: tapi.get(c.TEMPLATE_PLURAL, "small") is None, timeout=60)
         assert not any(p.name == "small" for p in _exports(guests).rglob("*")), "no file of it is left"
 
+        # No SSVM can reach z1's stores (the zone is disabled): a deletion waits, saying why, and ends once one can.
+        tapi.patch(c.ZONE_PLURAL, "z1", {"spec": {"secondaryStorage": {"enabled": False}}})
+        wait_for("z1's SSVMs stopped", lambda: all(s["status"].get("state") == "Stopped" for s in tapi.ssvms().values()
+                                                    if s["spec"]["zoneRef"] == "z1"), timeout=60)
+        tapi.delete(c.TEMPLATE_PLURAL, "dropped")
+        held = wait_for("the deletion held", lambda: (t := tapi.get(c.TEMPLATE_PLURAL, "dropped")) and condition(
+            t, "Ready").get("reason") == "RemovalBlocked" and t, timeout=60)
+        assert "s1" in condition(held, "Ready")["message"] and _image(guests, "s1", tapi.ns, "dropped").exists()
+        tapi.patch(c.ZONE_PLURAL, "z1", {"spec": {"secondaryStorage": {"enabled": True}}})
+        wait_for("the held template gone once z1's SSVMs run", lambda: tapi.get(c.TEMPLATE_PLURAL, "dropped") is None, timeout=90)
+        assert not _image(guests, "s1", tapi.ns, "dropped").exists()
+
         # No secret (the link key, the copy passwords a peer copy logs in with) is in a Template's status or its Events.
         secrets = [base64.b64decode(v).decode() for s in tapi.core.list_namespaced_secret(tapi.ns).items
                    if s.metadata.name == "ssvm-template-links" or s.metadata.name.endswith("-ssvm-copy") for v in (s.data or {}).values()]
         assert len(secrets) >= 3
-        shown = json.dumps([tapi.list(c.TEMPLATE_PLURAL), tapi.events()], default=str)
+        shown = json.dumps([tapi.list(c.TEMPLATE_PLURAL), tapi.events()], default=str) + caplog.text
         assert not [s for s in secrets if s in shown or base64.b64encode(f"cloud:{s}".encode()).decode() in shown]
 
         reasons = {e["reason"] for e in tapi.events() if (e.get("involved_object") or {}).get("kind") == c.TEMPLATE_KIND}

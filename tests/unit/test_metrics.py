@@ -162,3 +162,22 @@ def test_per_ssvm_series_and_their_removal():
     text = generate_latest(mx.registry).decode()
     assert "z1-ssvm-1" not in text and 'imagestore="s1"' not in text
     assert "_created" not in text
+
+
+def test_template_stores_bytes_and_failures_follow_the_entries_and_go_with_the_template(mx):
+    def entry(store, state, size=0, reason=None):
+        return {"store": store, "state": state, "bytes": size, "reason": reason}
+
+    mx.set_template("cloud", "t1", [entry("s1", "Downloading", 100), entry("s2", "Pending")])
+    mx.set_template("cloud", "t1", [entry("s1", "Downloading", 400), entry("s2", "Downloading", 50)])
+    mx.set_template("cloud", "t1", [entry("s1", "Ready", 1000), entry("s2", "Error", 50, "NotFound")])
+    assert value(mx, "ssvm_operator_template_stores", namespace="cloud", template="t1", state="Ready") == 1
+    assert value(mx, "ssvm_operator_template_stores", namespace="cloud", template="t1", state="Error") == 1
+    assert value(mx, "ssvm_operator_template_stores", namespace="cloud", template="t1", state="Downloading") == 0
+    assert value(mx, "ssvm_operator_template_downloaded_bytes_total", namespace="cloud") == 1050
+    assert value(mx, "ssvm_operator_template_download_failures_total", namespace="cloud", reason="NotFound") == 1
+    mx.set_template("cloud", "t1", [entry("s1", "Ready", 1000), entry("s2", "Error", 50, "NotFound")])
+    assert value(mx, "ssvm_operator_template_download_failures_total", namespace="cloud", reason="NotFound") == 1, "once per failure"
+    assert value(mx, "ssvm_operator_template_downloads_in_progress", namespace="cloud") == 0
+    mx.set_template("cloud", "t1", None)
+    assert 'template="t1"' not in generate_latest(mx.registry).decode()
