@@ -29,6 +29,7 @@ from ssvm_operator.agent.fileio import read_json, write_json
 from ssvm_operator.agent.paths import AgentPaths
 
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 INSTALL_DIR = re.compile(r"^template/tmpl/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 TEMPLATE_ROOT = "template/tmpl"
 RUNNING = ("Downloading", "Retrying")
@@ -51,6 +52,12 @@ def _job_id(value) -> str:
 def _install_dir(value) -> str:
     if not isinstance(value, str) or not INSTALL_DIR.match(value) or ".." in value.split("/"):
         raise bad_request(f"installDir must be a relative path under {TEMPLATE_ROOT}/")
+    return value
+
+
+def _file_name(value) -> str:
+    if not isinstance(value, str) or not FILE_NAME.match(value):
+        raise bad_request("fileName must be a plain file name")
     return value
 
 
@@ -93,9 +100,7 @@ def running_jobs(paths: AgentPaths) -> int:
 def _request(ctx: ActionContext, payload: dict) -> dict:
     """The job's request, validated here so the job process never meets a bad one."""
     dest = store_mount(ctx, payload.get("storeUrl")) / _install_dir(payload.get("installDir"))
-    file_name = payload.get("fileName")
-    if not isinstance(file_name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$", file_name):
-        raise bad_request("fileName must be a plain file name")
+    file_name = _file_name(payload.get("fileName"))
     fmt = payload.get("format")
     if fmt not in imageformats.EXTENSIONS:
         raise bad_request(f"format must be one of {', '.join(imageformats.EXTENSIONS)}")
@@ -118,7 +123,7 @@ def _request(ctx: ActionContext, payload: dict) -> dict:
                    trusted=bool(source.get("peer")))
         doc["mark"] = doc["mark"] and not source.get("peer")   # a peer SSVM's copy server is reached on the mesh, not the egress chain
     elif "store" in source:
-        doc["sourceFile"] = str(store_mount(ctx, source["store"]) / _install_dir(source.get("installDir")) / source.get("fileName", ""))
+        doc["sourceFile"] = str(store_mount(ctx, source["store"]) / _install_dir(source.get("installDir")) / _file_name(source.get("fileName")))
     else:
         raise bad_request("source must hold url, or store with installDir and fileName")
     return doc

@@ -221,3 +221,13 @@ def test_a_literal_internal_address_is_refused_even_behind_the_proxy(guest, sour
            source={"url": "http://169.254.169.254/latest/meta-data", "proxy": f"http://127.0.0.1:{source.port}"})
     assert _wait(guest)["reason"] == "InternalAddressRefused"
     assert not source.requests, "nothing went to the proxy"
+
+
+@pytest.mark.parametrize("bad", [{"installDir": "../etc"}, {"installDir": "template/tmpl/../../x"}, {"fileName": "../passwd"},
+                                 {"source": {"store": STORE, "installDir": "template/tmpl/ns/t1", "fileName": "../../x"}},
+                                 {"job": "../x"}, {"format": "EXE"}, {"checksum": "sha1:abc"}, {"storeUrl": "nfs://other/x"}])
+def test_a_request_that_would_leave_the_store_or_is_malformed_is_refused(guest, bad):
+    payload = {"job": "t1", "request": "r", "storeUrl": STORE, "installDir": "template/tmpl/ns/t1", "fileName": "t1.qcow2",
+               "format": "QCOW2", "source": {"url": "http://127.0.0.1:1/x"}, **bad}
+    code, doc = execute("template-download", payload, state_dir=str(guest))
+    assert code != 0 and doc["reason"] in ("InvalidPayload", "StoreNotMounted"), doc
