@@ -18,7 +18,9 @@ STORE = {"apiVersion": "ssvm.io/v1alpha1", "kind": "ImageStore", "metadata": {"n
          "spec": {"zoneRef": "z1", "url": "nfs://10.0.0.5/export/secondary"}}
 SSVM = {"apiVersion": "ssvm.io/v1alpha1", "kind": "SecondaryStorageVM", "metadata": {"name": "v1"},
         "spec": {"zoneRef": "z1"}}
-BASE = {"Zone": ZONE, "ImageStore": STORE, "SecondaryStorageVM": SSVM}
+TEMPLATE = {"apiVersion": "ssvm.io/v1alpha1", "kind": "Template", "metadata": {"name": "t1"},
+            "spec": {"url": "https://images.example/t.qcow2", "format": "QCOW2", "zones": ["z1"]}}
+BASE = {"Zone": ZONE, "ImageStore": STORE, "SecondaryStorageVM": SSVM, "Template": TEMPLATE}
 
 
 def with_fields(kind: str, **paths) -> dict:
@@ -143,6 +145,17 @@ REFUSED = [
     ("store-s3-not-served", "ImageStore", {"spec__protocol": "s3", "spec__url": "https://s3.example.com/bucket"}, "spec.protocol",
      "Unsupported value"),
     ("store-url-trailing-newline", "ImageStore", {"spec__url": "nfs://10.0.0.5/export/secondary\n"}, "spec.url", "nfs://host/export/path"),
+    ("template-ftp", "Template", {"spec__url": "ftp://images.example/t.qcow2"}, "spec.url", "http:// or https://"),
+    ("template-credentials", "Template", {"spec__url": "http://user:pw@images.example/t.qcow2"}, "spec.url", "credentials"),
+    ("template-space", "Template", {"spec__url": "http://images.example/a b.qcow2"}, "spec.url", "without spaces"),
+    ("template-format", "Template", {"spec__format": "VMDK"}, "spec.format", "Unsupported value"),
+    ("template-checksum-short", "Template", {"spec__checksum": "sha256:abc"}, "spec.checksum", "sha256:<64 hex>"),
+    ("template-checksum-algorithm", "Template", {"spec__checksum": "sha1:" + "a" * 40}, "spec.checksum", "sha256:<64 hex>"),
+    ("template-no-zone", "Template", {"spec__zones": None}, "spec.zones", "allZones"),
+    ("template-both", "Template", {"spec__allZones": True}, "spec.zones", "allZones"),
+    ("template-size-zero", "Template", {"spec__maxSizeGiB": 0}, "spec.maxSizeGiB", "greater than or equal to 1"),
+    ("template-stall", "Template", {"spec__download": {"stallTimeoutSeconds": 1}}, "spec.download.stallTimeoutSeconds",
+     "greater than or equal to 5"),
 ]
 
 
@@ -159,6 +172,8 @@ IMMUTABLE = [
     ("store-url", "ImageStore", {"spec__url": "nfs://10.0.0.6/export/other"}, "spec.url"),
     ("store-zone", "ImageStore", {"spec__zoneRef": "z2"}, "spec.zoneRef"),
     ("ssvm-zone", "SecondaryStorageVM", {"spec__zoneRef": "z2"}, "spec.zoneRef"),
+    ("template-url", "Template", {"spec__url": "https://images.example/other.qcow2"}, "spec.url"),
+    ("template-format", "Template", {"spec__format": "RAW"}, "spec.format"),
 ]
 
 
@@ -196,6 +211,9 @@ ACCEPTED = [
     ("image-digest", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "quay.io/kubevirt/fedora:39@sha256:" + "a" * 64}}}),
     ("image-registry-port", "Zone", {SS + "template": {"kubevirt": {"containerDiskImage": "localhost:5000/ssvm/systemvm_4.19:v1.2-rc"}}}),
     ("ssvm-override-image", "SecondaryStorageVM", {"spec__template": {"kubevirt": {"containerDiskImage": "registry.example/systemvm:4.20"}}}),
+    ("template-cloudstack-checksum", "Template", {"spec__checksum": "{SHA-512}" + "ab" * 64}),
+    ("template-all-zones-iso", "Template", {"spec__zones": None, "spec__allZones": True, "spec__format": "ISO",
+                                            "spec__url": "http://10.0.0.9:8080/isos/debian-12.iso", "spec__checksum": "md5:" + "0" * 32}),
 ]
 
 
