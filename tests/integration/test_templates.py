@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from ssvm_devcluster.sim_guests import GuestSimulator
 from ssvm_operator import constants as c
+from ssvm_operator.agent.effects import export_dir
 from ssvm_operator.controllers.template.worker import TemplateSettings
 
 from tests.clusters import CONTROL_PLANES, Cluster
@@ -77,7 +78,7 @@ def _exports(guests: GuestSimulator) -> Path:
 
 
 def _image(guests: GuestSimulator, store: str, ns: str, name: str) -> Path:
-    export = next(p for p in _exports(guests).iterdir() if p.name.endswith(f"_export_{store}"))
+    export = export_dir(_exports(guests), f"10.0.0.5:/export/{store}")   # Api.store's URL, as mount.nfs names it
     return export / "template/tmpl" / ns / name / f"{name}.qcow2"
 
 

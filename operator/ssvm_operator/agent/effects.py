@@ -6,6 +6,7 @@ simulated guest's state dir. The actions' logic is written once against `Effects
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import subprocess
 import threading
@@ -210,7 +211,7 @@ class SimulatedEffects:
             return CommandResult(32, "", f"mount: {target}: already mounted")
         exports = read_json(self.dir / "settings.json", {}).get("exportsRoot")
         if exports:
-            shared = Path(exports) / source.replace("/", "_").replace(":", "_")
+            shared = export_dir(Path(exports), source)
             shared.mkdir(parents=True, exist_ok=True)
             if Path(target).is_dir() and not Path(target).is_symlink():
                 Path(target).rmdir()   # the empty mount point becomes the link
@@ -283,6 +284,11 @@ class SimulatedEffects:
 
     def route_table(self):
         return [f"{cidr} via {r['via']} dev {r['dev']}" for cidr, r in sorted(self._routes().items())]
+
+
+def export_dir(exports: Path, source: str) -> Path:
+    """A simulated export's shared directory: named by a digest, so nothing of the URL becomes a path."""
+    return exports / hashlib.sha256(source.encode()).hexdigest()[:24]
 
 
 def make_effects(paths: AgentPaths, simulated: bool) -> Effects:
