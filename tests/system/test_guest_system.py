@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from ssvm_operator.agent.egress import INTERNAL_NETWORKS
 from ssvm_operator.agent.stores import classify_mount_failure
 from ssvm_operator.ssh import errors
 from ssvm_operator.ssh.channel import SSHGuestChannel, Timeouts
@@ -98,11 +99,14 @@ async def test_firewall_and_vm_setup_program_exactly_the_expected_rules(lab, cha
     assert vm.ok, vm.data
     expected = [
         "-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT",
-        "-N SSVM-COPY", "-N SSVM-OUTBOUND",
+        "-N SSVM-COPY", "-N SSVM-DOWNLOAD", "-N SSVM-OUTBOUND",
         "-A INPUT ! -i lo -p tcp -m tcp --dport 80 -j SSVM-COPY",
+        "-A OUTPUT -m mark --mark 0x55d1 -j SSVM-DOWNLOAD",
         "-A OUTPUT -o eth0 -j SSVM-OUTBOUND",
         f"-A SSVM-COPY -s {lab.peer_ok}/32 -j ACCEPT",
         "-A SSVM-COPY -j DROP",
+        "-A SSVM-DOWNLOAD -d 198.51.100.0/24 -j RETURN",
+        *(f"-A SSVM-DOWNLOAD -d {net} -j REJECT --reject-with icmp-admin-prohibited" for net in INTERNAL_NETWORKS),
         "-A SSVM-OUTBOUND -d 198.51.100.0/24 -p tcp -m state --state NEW -j ACCEPT",
     ]
     assert iptables_rules(lab) == expected
