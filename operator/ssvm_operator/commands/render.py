@@ -49,6 +49,7 @@ class Inputs:
     zones: list[dict[str, Any]] = field(default_factory=list)
     stores: list[dict[str, Any]] = field(default_factory=list)
     ssvms: list[dict[str, Any]] = field(default_factory=list)
+    templates: list[dict[str, Any]] = field(default_factory=list)   # admitted; they make no VM
     skipped: list[str] = field(default_factory=list)
 
 
@@ -96,7 +97,7 @@ def admit_documents(docs: list[tuple[str, dict[str, Any]]], namespace: str) -> I
                            "pip install 'ssvm-operator[render]'"]) from None
     schemas = {crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] for crd in all_crds()}
     inputs, problems = Inputs(), []
-    buckets = {c.ZONE_KIND: inputs.zones, c.IMAGESTORE_KIND: inputs.stores, c.SSVM_KIND: inputs.ssvms}
+    buckets = {c.ZONE_KIND: inputs.zones, c.IMAGESTORE_KIND: inputs.stores, c.SSVM_KIND: inputs.ssvms, c.TEMPLATE_KIND: inputs.templates}
     for source, doc in docs:
         kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name", "<unnamed>")
         if doc.get("apiVersion") != OUR_API or kind not in schemas:
