@@ -19,6 +19,7 @@ from ssvm_operator.agent.credentials import DEFAULT_USER
 from ssvm_operator.agent.links import signed_path as link_path
 from ssvm_operator.agent.stores import parse_nfs_url, store_id
 from ssvm_operator.api.zone import normalized_site
+from ssvm_operator.controllers import ids
 from ssvm_operator.controllers.guest.actions import applied_stores
 from ssvm_operator.controllers.keys.rotation import Logins
 from ssvm_operator.controllers.keys.secrets import KeyMaterialError, KeyStore
@@ -30,6 +31,7 @@ from ssvm_operator.kube import events as ev
 from ssvm_operator.kube.events import EventSpec, ref_of
 from ssvm_operator.kube.wakeups import Stopped, Wakeups
 from ssvm_operator.model.conditions import set_condition
+from ssvm_operator.model.store_urls import duplicate_store_urls
 from ssvm_operator.ssh import errors
 from ssvm_operator.ssh.channel import GuestTarget, Timeouts
 
@@ -88,15 +90,12 @@ class TemplateOps:
 
     # --- what Kubernetes says ---
     def _zone(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        from ssvm_operator.controllers import ids
         return next(iter((self.indexes(ids.ZONES_INDEX) or {}).get((namespace, name), [])), None)
 
     def _zone_names(self, namespace: str) -> list[str]:
-        from ssvm_operator.controllers import ids
         return sorted(name for ns, name in (self.indexes(ids.ZONES_INDEX) or {}) if ns == namespace)
 
     def view(self, body: Mapping[str, Any]) -> tuple[TemplateView, list[StoreView], list[SSVMView]]:
-        from ssvm_operator.controllers import ids
         meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
         ns = meta["namespace"]
         existing = self._zone_names(ns)
@@ -107,9 +106,12 @@ class TemplateOps:
                          retry=bool(token and token != status.get("observedRetryRequest")))
         stores: list[StoreView] = []
         for zone in existing:   # every zone's: an entry on a store outside the template's zones is removed from it
-            for s in (self.indexes(ids.STORES_INDEX) or {}).get((ns, zone), []):
+            listed = list((self.indexes(ids.STORES_INDEX) or {}).get((ns, zone), []))
+            unused = duplicate_store_urls(listed)   # a second store naming an export in use is not mounted: not a target
+            for s in listed:
                 sspec = s.get("spec") or {}
-                writable = (not sspec.get("readOnly") and sspec.get("protocol", "nfs") == "nfs" and not s["metadata"].get("deletionTimestamp"))
+                writable = (not sspec.get("readOnly") and sspec.get("protocol", "nfs") == "nfs" and not s["metadata"].get("deletionTimestamp")
+                            and s["metadata"]["name"] not in unused)
                 stores.append(StoreView(s["metadata"]["name"], zone, sspec.get("url", ""), writable))
         ssvms: list[SSVMView] = []
         for zone in existing:
