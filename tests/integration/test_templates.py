@@ -22,7 +22,7 @@ from .harness import Api, OperatorThread, condition, guest_cluster_of, ready_ssv
 
 pytestmark = pytest.mark.integration
 CONTROL_RANGE = "127.83.0.0/16"
-SETTINGS = TemplateSettings(poll_seconds=0.5, verify_seconds=3.0, checksum_seconds=3.0, link_ttl_seconds=8.0)
+SETTINGS = TemplateSettings(poll_seconds=0.5, verify_seconds=3.0, checksum_seconds=3.0, link_ttl_seconds=5.0)
 
 
 @pytest.fixture(scope="module", params=CONTROL_PLANES)

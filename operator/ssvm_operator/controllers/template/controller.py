@@ -49,11 +49,12 @@ class TemplateController:
         self.use(kwargs)
         await self.ops.run(namespace, name, stopped, lambda: self.ops.kube.unseen.freshest(c.TEMPLATE_KIND, namespace, name, dict(body)))
 
-    async def remove_files(self, body: kopf.Body, **kwargs: Any) -> None:
+    async def remove_files(self, body: kopf.Body, retry: int = 0, **kwargs: Any) -> None:
         self.use(kwargs)
         blocked = await self.ops.finalize(dict(body))
         if blocked:
-            raise kopf.TemporaryError(blocked, delay=10)
+            # soon at first (an SSVM coming back, a store being deleted with its zone), every 10 s after a while
+            raise kopf.TemporaryError(blocked, delay=min(10.0, 2.0 + retry))
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         g, v = c.GROUP, c.VERSION
