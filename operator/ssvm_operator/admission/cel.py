@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import logging
 import re
 import urllib.parse
 from typing import Any
@@ -16,6 +17,8 @@ NO_OLD = object()
 @functools.cache
 def _env() -> Any:
     import celpy
+    # cel-python's DEBUG output dumps every activation (whole objects): a DEBUG log level elsewhere must not turn it on
+    logging.getLogger("celpy").setLevel(logging.INFO)
     return celpy.Environment()
 
 
