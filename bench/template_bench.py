@@ -1,6 +1,6 @@
 """Templates: (1) throughput of one download through the agent (a real job process writing into a store
-directory) against `curl` fetching the same file from the same server in the same run, and the job's
-peak memory; (2) N templates x S stores on the dev cluster (KubeVirt simulator, simulated guests running
+directory, hashing every byte) against `curl` fetching the same file from the same server in the same
+run, alone and piped through `sha256sum`, and the job's peak memory; (2) N templates x S stores on the dev cluster (KubeVirt simulator, simulated guests running
 the real agent, the operator in a thread): time until every template is Ready on every store, and the
 SSH calls per template by action. Prints a JSON document, then a table.
 
@@ -71,6 +71,10 @@ def throughput(size_mib: int, work: pathlib.Path) -> dict[str, Any]:
         subprocess.run(["curl", "-sS", "-o", str(work / "curl.out"), url], check=True)
         curl_s = time.perf_counter() - started
         (work / "curl.out").unlink()
+        started = time.perf_counter()   # the same work the agent does: the bytes to disk and their sha256
+        subprocess.run(f"curl -sS {url} | tee {work / 'curl.out'} | sha256sum >/dev/null", shell=True, check=True)
+        curl_hash_s = time.perf_counter() - started
+        (work / "curl.out").unlink()
 
         guest = work / "guest"
         assert execute("setup-store", {"url": STORE}, state_dir=str(guest))[0] == 0
@@ -94,7 +98,8 @@ def throughput(size_mib: int, work: pathlib.Path) -> dict[str, Any]:
         server.shutdown()
     return {"sizeBytes": size, "curlSeconds": round(curl_s, 2), "agentSeconds": round(agent_s, 2),
             "curlMiBps": round(size / curl_s / 2**20, 1), "agentMiBps": round(size / agent_s / 2**20, 1),
-            "agentToCurl": round(curl_s / agent_s, 2), "agentPeakRssMiB": round(peak / 1024, 1)}
+            "agentToCurl": round(curl_s / agent_s, 2), "curlSha256Seconds": round(curl_hash_s, 2),
+            "agentToCurlSha256": round(curl_hash_s / agent_s, 2), "agentPeakRssMiB": round(peak / 1024, 1)}
 
 
 def many(templates: int, stores: int, kib: int, work: pathlib.Path) -> dict[str, Any]:
@@ -164,6 +169,7 @@ def main() -> int:
     t, m = result["throughput"], result["many"]
     rows = [("download of %d MiB: agent / curl" % (t["sizeBytes"] >> 20), f"{t['agentSeconds']} s / {t['curlSeconds']} s "
              f"({t['agentMiBps']} / {t['curlMiBps']} MiB/s, agent at {t['agentToCurl']:.0%} of curl)"),
+            ("curl | tee | sha256sum (the agent's work)", f"{t['curlSha256Seconds']} s (agent at {t['agentToCurlSha256']:.0%} of it)"),
             ("agent job peak RSS", f"{t['agentPeakRssMiB']} MiB"),
             (f"{m['templates']} templates x {m['stores']} stores: all Ready", f"{m['allReadySeconds']} s"),
             ("SSH calls per template", ", ".join(f"{a} {n}" for a, n in m["sshCallsPerTemplate"].items()))]
