@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,11 +40,12 @@ class HttpSource:
     requests: list[Seen] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 0
+    tls: tuple[str, str] | None = None   # (certificate, key) files: serve HTTPS
     _server: ThreadingHTTPServer | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}{path}"
 
     def add(self, path: str, data: bytes, behaviour: Behaviour | None = None) -> str:
         self.files[path] = data
@@ -117,6 +119,10 @@ class HttpSource:
                             source._stop.wait(ahead)
 
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

@@ -231,3 +231,20 @@ def test_a_request_that_would_leave_the_store_or_is_malformed_is_refused(guest, 
                "format": "QCOW2", "source": {"url": "http://127.0.0.1:1/x"}, **bad}
     code, doc = execute("template-download", payload, state_dir=str(guest))
     assert code != 0 and doc["reason"] in ("InvalidPayload", "StoreNotMounted"), doc
+
+
+def test_a_peer_copy_server_with_a_self_signed_certificate_is_used_only_as_a_peer(guest, tmp_path):
+    import subprocess
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=ssvm-copy",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = HttpSource(tls=(str(cert), str(key))).start()
+    try:
+        data = qcow2_image(100_000)
+        url = server.add("/peer.qcow2", data)
+        _start(guest, url, source={"url": url, "allowedInternalSites": LOOPBACK})
+        assert _wait(guest)["reason"] == "TLSError", "a self-signed certificate is refused for a template's own URL"
+        _start(guest, url, job="t2", source={"url": url, "peer": True, "authorizationToken": "Basic eDp5"})
+        assert _wait(guest, "t2")["state"] == "Ready"
+    finally:
+        server.stop()

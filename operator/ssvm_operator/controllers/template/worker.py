@@ -173,7 +173,8 @@ class TemplateOps:
         password = (await self.keys.copy_password(peer_zone)).value
         auth = base64.b64encode(f"{DEFAULT_USER}:{password}".encode()).decode()
         host, path = parse_nfs_url(peer_store.url)
-        return {"url": f"http://{peer.public_ip}/{store_id(host, path)}/{t.install_dir}/{t.file_name}", "peer": True,
+        scheme = "https" if ((peer_zone.get("spec") or {}).get("secondaryStorage") or {}).get("encryptCopy") else "http"
+        return {"url": f"{scheme}://{peer.public_ip}/{store_id(host, path)}/{t.install_dir}/{t.file_name}", "peer": True,
                 "authorizationToken": f"Basic {auth}"}
 
     async def _start(self, body: Mapping[str, Any], t: TemplateView, start: Start, stores: Mapping[str, StoreView],
