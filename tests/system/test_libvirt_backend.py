@@ -147,7 +147,7 @@ def test_libvirt_zone_runs_real_ssvms_whose_kernels_mount_the_store(real_api, la
             xml = lab.virsh("dumpxml", f"{api.ns}.{a}")
             assert "PRIVATE KEY" not in xml and "vmpassword" not in xml and f"eth0ip={addresses[a]}" in xml
 
-            lifecycle(api, lab, a, addresses[a], keys[a], operator.private_openssh, phase)
+            lifecycle(api, lab, (a, addresses[a], keys[a]), (b, addresses[b], keys[b]), operator.private_openssh, phase)
             # The zone replaces a deleted SSVM under the same name: the old domain is told apart by its UUID.
             uuid = lab.virsh("domuuid", f"{api.ns}.{a}").strip()
             api.custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, api.ns, c.SSVM_PLURAL, a)
@@ -164,32 +164,31 @@ def test_libvirt_zone_runs_real_ssvms_whose_kernels_mount_the_store(real_api, la
 
 
 
-def lifecycle(api: Api, lab, a: str, address: str, host_key: str, operator_key: str, phase) -> None:
-    """stop leaves the domain shut off; start and reboot each give the guest a new boot; after the reboot the
-    guest operations bring the stores back."""
-    def shell(command: str) -> str:
-        return guest_shell(address, host_key, operator_key, command)
+def lifecycle(api: Api, lab, a: tuple[str, str, str], b: tuple[str, str, str], operator_key: str, phase) -> None:
+    """stop leaves a's domain shut off; start gives a, and reboot gives b, a new boot (the two boots at once, one core
+    each); after the reboot the guest operations bring b's stores back. a and b are (name, address, host key)."""
+    def shell(who: tuple[str, str, str], command: str) -> str:
+        return guest_shell(who[1], who[2], operator_key, command)
 
-    def ssvm_status() -> dict:
-        return (api.ssvms().get(a) or {}).get("status", {})
+    def ssvm_status(name: str) -> dict:
+        return (api.ssvms().get(name) or {}).get("status", {})
 
-    boot_id = shell("cat /proc/sys/kernel/random/boot_id")
-    api.patch(c.SSVM_PLURAL, a, {"spec": {"desiredState": "Stopped"}})
-    wait_for(f"{a} Stopped", lambda: ssvm_status().get("state") == "Stopped", timeout=120)
-    assert lab.domains()[f"{api.ns}.{a}"] == "shut off"
+    boot = {who[0]: shell(who, "cat /proc/sys/kernel/random/boot_id") for who in (a, b)}
+    api.patch(c.SSVM_PLURAL, a[0], {"spec": {"desiredState": "Stopped"}})
+    wait_for(f"{a[0]} Stopped", lambda: ssvm_status(a[0]).get("state") == "Stopped", timeout=120)
+    assert lab.domains()[f"{api.ns}.{a[0]}"] == "shut off"
     phase("stopped")
-    api.patch(c.SSVM_PLURAL, a, {"spec": {"desiredState": "Running"}})
-    wait_for(f"{a} answering SSH again", lambda: ssvm_status().get("state") == "Running"
-             and condition({"status": ssvm_status()}, "SSHReady").get("status") == "True", timeout=BOOT)
+    api.patch(c.SSVM_PLURAL, a[0], {"spec": {"desiredState": "Running"}})
+    api.patch(c.SSVM_PLURAL, b[0], {"spec": {"rebootRequest": "reboot-1"}})
+    wait_for(f"{a[0]} answering SSH again", lambda: ssvm_status(a[0]).get("state") == "Running"
+             and condition({"status": ssvm_status(a[0])}, "SSHReady").get("status") == "True", timeout=BOOT)
     phase("started")
-    after_start = shell("cat /proc/sys/kernel/random/boot_id")
-    assert after_start != boot_id
-    api.patch(c.SSVM_PLURAL, a, {"spec": {"rebootRequest": "reboot-1"}})
-    wait_for(f"{a} rebooted and Ready", lambda: ssvm_status().get("observedRebootRequest") == "reboot-1"
+    assert shell(a, "cat /proc/sys/kernel/random/boot_id") != boot[a[0]]
+    wait_for(f"{b[0]} rebooted and Ready", lambda: ssvm_status(b[0]).get("observedRebootRequest") == "reboot-1"
              and ready_ssvms(api, 2)(), timeout=BOOT)
     phase("rebooted")
-    assert shell("cat /proc/sys/kernel/random/boot_id") != after_start
-    mounts = shell("cat /proc/mounts")
+    assert shell(b, "cat /proc/sys/kernel/random/boot_id") != boot[b[0]]
+    mounts = shell(b, "cat /proc/mounts")
     assert " nfs4 " in mounts and " nfs " in mounts, mounts   # Ready again means the stores are mounted again
 
 
