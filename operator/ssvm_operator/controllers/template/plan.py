@@ -88,10 +88,6 @@ class Plan:
     removes: list[Remove] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)   # (reason, message, type)
 
-    @property
-    def busy(self) -> bool:
-        return any(e["state"] in ("Downloading", "Pending") for e in self.entries)
-
 
 def job_id(uid: str, store: str) -> str:
     return f"{uid}-{hashlib.sha256(store.encode()).hexdigest()[:12]}"

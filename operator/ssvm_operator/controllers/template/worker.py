@@ -157,7 +157,7 @@ class TemplateOps:
             return None
         return any(x.get("installDir") == t.install_dir and x.get("whole") for x in result.data.get("templates") or [])
 
-    async def _source(self, body: Mapping[str, Any], t: TemplateView, start: Start, stores: Mapping[str, StoreView],
+    async def _source(self, t: TemplateView, start: Start, stores: Mapping[str, StoreView],
                       ssvms: Mapping[str, SSVMView], zone: Mapping[str, Any]) -> dict[str, Any]:
         ss = (zone.get("spec") or {}).get("secondaryStorage") or {}
         if start.peer_store is None:
@@ -189,7 +189,7 @@ class TemplateOps:
                        "stallSeconds": policy.get("stallTimeoutSeconds", 120), "maxAttempts": policy.get("maxAttempts", 3),
                        "retryBaseSeconds": policy.get("retryBaseSeconds", 10),
                        "properties": {"uniquename": f"{t.namespace}/{t.name}", "id": t.uid, "url": spec.get("url", "")},
-                       "source": await self._source(body, t, start, stores, ssvms, zone)}
+                       "source": await self._source(t, start, stores, ssvms, zone)}
             result = await self._run(t.namespace, ssvm, "template-download", payload)
         except KeyMaterialError as e:
             return e.reason, e.message
